@@ -1,0 +1,38 @@
+"""The dtype policy: which arrays npconv takes, the dtype it computes in and the dtype it returns.
+
+- float32 in -> float32 out, float64 -> float64;
+- float16 is computed in float32 and returned as float16 (as PyTorch's CPU kernels accumulate);
+- operands of different float dtypes are promoted with NumPy's rules (float32 + float64 -> float64);
+- bool and integer arrays (and array-likes such as nested lists of ints) become float64;
+- anything else (complex, strings, objects, ragged lists) is refused with ``TypeError``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+SUPPORTED_FLOATS = (np.float16, np.float32, np.float64)
+
+
+def as_real_array(value, name: str, op: str = "conv") -> np.ndarray:
+    """``value`` as an ndarray of a supported float dtype, refusing what cannot be one."""
+    if value is None:
+        raise TypeError(f"{op}: {name} must be an array, got None")
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"{op}: {name} could not be read as a numeric array ({exc})") from None
+    kind = array.dtype.kind
+    if kind in "biu":
+        return array.astype(np.float64)
+    if kind == "f" and array.dtype.type in SUPPORTED_FLOATS:
+        return array
+    raise TypeError(f"{op}: {name} must hold real numbers (float16, float32, float64, int or bool), "
+                    f"got dtype {array.dtype}")
+
+
+def compute_dtypes(*arrays: np.ndarray | None) -> tuple[np.dtype, np.dtype]:
+    """(dtype to compute in, dtype to return) for these operands."""
+    result = np.result_type(*[a.dtype for a in arrays if a is not None])
+    compute = np.dtype(np.float32) if result == np.float16 else result
+    return compute, result

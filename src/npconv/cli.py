@@ -1,0 +1,80 @@
+"""The ``npconv`` command (also ``python -m npconv``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+from .worked_examples import WorkedExample, worked_examples
+
+CHECK, CROSS = "\u2713", "\u2717"
+
+
+def _lines(value) -> list[str]:
+    if isinstance(value, np.ndarray):
+        return np.array2string(value, separator=", ", max_line_width=200,
+                               formatter={"float_kind": lambda v: f"{v:g}"}).splitlines()
+    return [str(value)]
+
+
+def side_by_side(left: list[str], right: list[str], titles=("npconv", "document")) -> str:
+    width = max([len(line) for line in left] + [len(titles[0])]) + 4
+    rows = [f"    {titles[0]:<{width}}{titles[1]}"]
+    for i in range(max(len(left), len(right))):
+        a = left[i] if i < len(left) else ""
+        b = right[i] if i < len(right) else ""
+        rows.append(f"    {a:<{width}}{b}")
+    return "\n".join(rows)
+
+
+def show_example(example: WorkedExample) -> bool:
+    got, ok = example.run()
+    stated = example.stated if isinstance(example.stated, (tuple, int)) else np.asarray(example.stated, np.float32)
+    print(f"{CHECK if ok else CROSS} {example.name}   [{example.source}]")
+    print(side_by_side(_lines(got), _lines(stated)))
+    if example.note:
+        print(f"    note: {example.note}")
+    print()
+    return ok
+
+
+def demo(_args=None) -> int:
+    """Reproduce every worked example of the spec documents."""
+    start = time.perf_counter()
+    examples = worked_examples()
+    results = [show_example(example) for example in examples]
+    passed = sum(results)
+    mark = CHECK if passed == len(results) else CROSS
+    print(f"{mark} {passed}/{len(results)} worked examples of the spec documents reproduced "
+          f"({time.perf_counter() - start:.2f} s)")
+    return 0 if passed == len(results) else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="npconv", description="PyTorch's convolution family on NumPy.",
+        epilog="example:\n  npconv demo      reproduce the spec documents' worked examples",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo_parser = commands.add_parser(
+        "demo", help="reproduce every worked example of the spec documents",
+        description="Print each worked example of the spec documents beside npconv's result.",
+        epilog="example:\n  npconv demo", formatter_class=argparse.RawDescriptionHelpFormatter)
+    demo_parser.set_defaults(run=demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 2
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

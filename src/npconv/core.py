@@ -1,0 +1,63 @@
+"""The one N-d convolution primitive every other entry point calls."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .algorithms.gemm import gemm_col2im, im2col_gemm
+from .arrays import as_real_array, compute_dtypes
+from .spec import ConvSpec, check_input_rank, check_operands
+
+
+def conv(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
+         padding_mode="zeros", transposed=False, output_padding=0) -> np.ndarray:
+    """N-d convolution (cross-correlation, as PyTorch) or transposed convolution.
+
+    The number of spatial dims n is ``weight.ndim - 2``.  ``input`` is (N, C_in, *in) or
+    unbatched (C_in, *in); the output keeps that form.
+
+    - conv:       weight (C_out, C_in/groups, *k); out = floor((in + lo + hi - ek) / stride) + 1
+    - transposed: weight (C_in, C_out/groups, *k); out = (in - 1) * stride - lo - hi + ek + output_padding
+
+    with ``ek = dilation * (k - 1) + 1``.  ``padding`` is an int, an n-tuple, n ``(lo, hi)``
+    pairs, ``'valid'``, ``'same'`` (any stride: SAME_UPPER, out = ceil(in / stride)),
+    ``'same_lower'`` or ``'causal'``.
+
+    >>> import numpy as np
+    >>> conv(np.arange(36.).reshape(1, 1, 6, 6), np.ones((1, 1, 3, 3)), stride=2, padding=1)[0, 0]
+    array([[ 14.,  30.,  42.],
+           [ 75., 126., 144.],
+           [147., 234., 252.]])
+    """
+    op = "conv_transpose" if transposed else "conv"
+    w = as_real_array(weight, "weight", op)
+    if w.ndim < 3:
+        raise ValueError(f"{op}: weight must have at least 3 dims (channels, channels, *kernel_size), "
+                         f"got weight of shape {list(w.shape)}")
+    spec = ConvSpec.build(w.shape[2:], stride, padding, dilation, groups, padding_mode,
+                          transposed, output_padding)
+    return apply(spec, input, w, bias)
+
+
+def apply(spec: ConvSpec, input, weight, bias=None) -> np.ndarray:
+    """Run a validated spec on operands: checks shapes first, then computes."""
+    x = as_real_array(input, "input", spec.op)
+    w = as_real_array(weight, "weight", spec.op)
+    b = None if bias is None else as_real_array(bias, "bias", spec.op)
+    batched = check_input_rank(spec.op, spec.ndim, x.shape)
+    xb = x if batched else x[None]
+    check_operands(spec, xb.shape, w.shape, None if b is None else b.shape)
+    pads = spec.pads(xb.shape[2:])
+    out_spatial = spec.out_spatial(xb.shape[2:])
+    compute, result = compute_dtypes(x, w, b)
+    y = forward(spec, xb.astype(compute, copy=False), w.astype(compute, copy=False), pads, out_spatial)
+    if b is not None:
+        y += b.astype(compute).reshape((-1,) + (1,) * spec.ndim)
+    y = y.astype(result, copy=False)
+    return y if batched else y[0]
+
+
+def forward(spec: ConvSpec, x, w, pads, out_spatial) -> np.ndarray:
+    """The algorithm for this spec (the fast engine's planner replaces this choice)."""
+    algorithm = gemm_col2im if spec.transposed else im2col_gemm
+    return algorithm(x, w, spec, pads, out_spatial)
