@@ -91,7 +91,7 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 def _spatial_dims(*params) -> int:
     """Spatial dims of unfold/fold: the length of any tuple argument, else 2 (PyTorch's)."""
-    lengths = {len(p) for p in params if isinstance(p, (tuple, list)) and len(p) > 1}
+    lengths = {len(p) for p in params if isinstance(p, (tuple, list))}
     if len(lengths) > 1:
         raise ValueError(f"unfold/fold: tuple arguments disagree on the number of spatial dims: "
                          f"{sorted(lengths)}")
