@@ -29,13 +29,12 @@ def conv(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
            [ 75., 126., 144.],
            [147., 234., 252.]])
     """
-    op = "conv_transpose" if transposed else "conv"
-    w = as_real_array(weight, "weight", op)
+    w = as_real_array(weight, "weight", "conv")
     if w.ndim < 3:
-        raise ValueError(f"{op}: weight must have at least 3 dims (channels, channels, *kernel_size), "
+        raise ValueError(f"conv: weight must have at least 3 dims (channels, channels, *kernel_size), "
                          f"got weight of shape {list(w.shape)}")
     spec = ConvSpec.build(w.shape[2:], stride, padding, dilation, groups, padding_mode,
-                          transposed, output_padding)
+                          transposed, output_padding, ndim=w.ndim - 2)
     return apply(spec, input, w, bias)
 
 

@@ -1,0 +1,45 @@
+"""Window gathering: every padding mode read in place, and col2im as im2col's adjoint."""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from npconv.algorithms.reference import NUMPY_PAD_MODES
+from npconv.windows import col2im, im2col
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("stride,dilation,pads", [((1, 1), (1, 1), ((2, 2), (1, 3))),
+                                                  ((2, 3), (2, 1), ((3, 1), (0, 2))),
+                                                  ((3, 2), (1, 2), ((4, 4), (4, 4)))])
+def test_im2col_equals_windows_of_a_padded_copy(rng, mode, stride, dilation, pads):
+    x = rng.standard_normal((2, 3, 5, 6))
+    padded = np.pad(x, [(0, 0), (0, 0), *pads], mode=NUMPY_PAD_MODES[mode])
+    k = (3, 2)
+    out = [(p - d * (kk - 1) - 1) // s + 1 for p, kk, d, s in zip(padded.shape[2:], k, dilation, stride)]
+    cols = im2col(x, k, stride, dilation, pads, out, mode)
+    for i in range(k[0]):
+        for j in range(k[1]):
+            window = padded[:, :, i * dilation[0]::stride[0], j * dilation[1]::stride[1]][:, :, :out[0], :out[1]]
+            np.testing.assert_array_equal(cols[:, :, i, j], window)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular", "zeros"])
+def test_im2col_makes_no_padded_copy(rng, mode):
+    x = rng.standard_normal((4, 16, 64, 64))
+    out = np.empty((4, 16, 3, 3, 64, 64))
+    tracemalloc.start()
+    im2col(x, (3, 3), (1, 1), (1, 1), ((1, 1), (1, 1)), (64, 64), mode, out=out)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < x.nbytes / 100, f"{peak} bytes allocated gathering {x.nbytes} bytes of input"
+
+
+def test_col2im_is_the_adjoint_of_im2col(rng):
+    x = rng.standard_normal((2, 3, 7, 6))
+    args = ((3, 2), (2, 1), (1, 2), ((1, 1), (2, 2)), (4, 4))
+    cols = im2col(x, *args)
+    other = rng.standard_normal(cols.shape)
+    back = col2im(other, x.shape[2:], args[1], args[2], [lo for lo, _ in args[3]])
+    assert np.isclose(np.vdot(cols, other), np.vdot(x, back), rtol=1e-12)
