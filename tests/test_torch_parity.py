@@ -166,3 +166,40 @@ def test_conv_transpose_matches_torch(index, case):
             dilation=_per_dim(params.get("dilation", 1), n), groups=groups,
             output_padding=_per_dim(params.get("output_padding", 0), n))
         assert_matches(ref, want, np.float64)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_chunked_over_images_matches_torch(monkeypatch, transposed):
+    """A tiny chunk target forces one image per chunk: chunk boundaries must not show."""
+    import npconv.algorithms.gemm as gemm
+
+    monkeypatch.setattr(gemm, "CHUNK_TARGET_BYTES", 1)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 4, 6, 5))
+    w = rng.standard_normal((4, 3, 3, 2))
+    if transposed:
+        got = F.conv_transpose2d(x, w, stride=2, padding=1, groups=2)
+        want = TF.conv_transpose2d(torch.from_numpy(x), torch.from_numpy(w), stride=2, padding=1, groups=2)
+    else:
+        w = w[:, :2]  # (C_out, C_in/groups, kH, kW)
+        got = F.conv2d(x, w, stride=(1, 2), padding=1, groups=2)
+        want = TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), stride=(1, 2), padding=1, groups=2)
+    assert_matches(got, want, np.float64)
+
+
+@pytest.mark.parametrize("stride,padding,dilation,output_padding", [(1, 0, 1, 0), (2, 1, 1, 1), (3, 2, 2, 2), (2, 0, 3, 0)])
+def test_transposed_is_a_convolution_of_the_dilated_input_with_the_flipped_swapped_kernel(
+        stride, padding, dilation, output_padding):
+    """conv_transpose(x, w) = conv(x with stride-1 zeros between elements, w flipped and with
+    in/out channels swapped per group, padding d*(k-1) - p before and that + output_padding after)."""
+    rng = np.random.default_rng(stride * 10 + padding)
+    x, w, groups, k = rng.standard_normal((2, 4, 5, 4)), rng.standard_normal((4, 3, 3, 3)), 2, 3
+    dilated = np.zeros(x.shape[:2] + tuple((s - 1) * stride + 1 for s in x.shape[2:]))
+    dilated[:, :, ::stride, ::stride] = x
+    flipped = w[:, :, ::-1, ::-1].reshape(groups, 2, 3, k, k).transpose(0, 2, 1, 3, 4).reshape(6, 2, k, k)
+    edge = dilation * (k - 1) - padding
+    via_conv = F.conv2d(dilated, flipped, padding=((edge, edge + output_padding),) * 2, dilation=dilation,
+                        groups=groups)
+    direct = F.conv_transpose2d(x, w, stride=stride, padding=padding, output_padding=output_padding,
+                                groups=groups, dilation=dilation)
+    assert_matches(direct, via_conv, np.float64)
