@@ -16,6 +16,7 @@ numbers, and repeats PyTorch's wording where PyTorch has a message for the condi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from dataclasses import dataclass
@@ -115,9 +116,8 @@ class ConvSpec:
         pads = _normalise_padding(padding, kernel, stride_t, dilation_t, transposed, op)
         out_pad = ntuple(output_padding, n, "output_padding", op)
         _check_output_padding(op, out_pad, stride_t, dilation_t, transposed)
-        spec = cls(kernel, stride_t, pads, dilation_t, int(groups), padding_mode,
+        return cls(kernel, stride_t, pads, dilation_t, int(groups), padding_mode,
                    bool(transposed), out_pad, op)
-        return spec
 
     # ---- questions the spec answers -------------------------------------------------
     @property
@@ -145,46 +145,44 @@ class ConvSpec:
         in_spatial = tuple(in_spatial)
         pads = self.pads(in_spatial)
         if self.transposed:
-            out = tuple((i - 1) * s - lo - hi + ek + op for i, s, (lo, hi), ek, op in
-                        zip(in_spatial, self.stride, pads, self.effective_kernel, self.output_padding))
-            if min(out) < 1:
-                raise ValueError(
-                    f"{self.op}: Given input size per channel: ({_x(in_spatial)}). Calculated output "
-                    f"size per channel: ({_x(out)}). Output size is too small; "
-                    f"rule: out = (in - 1) * stride - pad_lo - pad_hi + dilation * (k - 1) + 1 "
-                    f"+ output_padding must be >= 1")
-            return out
+            return self._transposed_out(in_spatial, pads)
         self._check_kernel_fits(in_spatial, pads)
+        for d, (size, (lo, hi)) in enumerate(zip(in_spatial, pads)):
+            check_mode_pad(self.padding_mode, size, lo, hi, d, self.op)
         return tuple((i + lo + hi - ek) // s + 1 for i, (lo, hi), ek, s in
                      zip(in_spatial, pads, self.effective_kernel, self.stride))
 
     def transposed_out_range(self, in_spatial) -> tuple[tuple[int, int], ...]:
         """Per dim, the (min, max) output sizes a transposed conv can reach via output_padding."""
-        base = ConvSpec(self.kernel_size, self.stride, self.padding, self.dilation, self.groups,
-                        self.padding_mode, True, (0,) * self.ndim, self.op).out_spatial(in_spatial)
-        return tuple((b, b + s - 1) for b, s in zip(base, self.stride))
+        low = dataclasses.replace(self, output_padding=(0,) * self.ndim).out_spatial(in_spatial)
+        return tuple((b, b + s - 1) for b, s in zip(low, self.stride))
+
+    def _transposed_out(self, in_spatial, pads) -> tuple[int, ...]:
+        out = tuple((i - 1) * s - lo - hi + ek + op for i, s, (lo, hi), ek, op in
+                    zip(in_spatial, self.stride, pads, self.effective_kernel, self.output_padding))
+        if min(out) < 1:
+            raise ValueError(
+                f"{self.op}: Given input size per channel: ({_x(in_spatial)}). Calculated output "
+                f"size per channel: ({_x(out)}). Output size is too small; "
+                f"rule: out = (in - 1) * stride - pad_lo - pad_hi + dilation * (k - 1) + 1 "
+                f"+ output_padding must be >= 1")
+        return out
 
     def _check_kernel_fits(self, in_spatial, pads) -> None:
         padded = tuple(i + lo + hi for i, (lo, hi) in zip(in_spatial, pads))
-        bad = [d for d in range(self.ndim) if padded[d] < self.effective_kernel[d]]
-        if not bad:
-            self._check_mode_limits(in_spatial, pads)
-            return
-        d = bad[0]
-        lo, hi = pads[d]
-        raise ValueError(
-            f"{self.op}: Calculated padded input size per channel: ({_x(padded)}). Kernel size: "
-            f"({_x(self.effective_kernel)}). Kernel size can't be greater than actual input size: "
-            f"in dim {d} padded input {padded[d]} = {in_spatial[d]} + {lo} + {hi} < effective kernel "
-            f"{self.effective_kernel[d]} = {self.dilation[d]}*({self.kernel_size[d]}-1)+1")
-
-    def _check_mode_limits(self, in_spatial, pads) -> None:
-        """reflect needs pad < size, circular pad <= size (one wrap), as PyTorch's F.pad."""
-        for d, (size, (lo, hi)) in enumerate(zip(in_spatial, pads)):
-            check_mode_pad(self.padding_mode, size, lo, hi, d, self.op)
+        for d, (size, ek) in enumerate(zip(padded, self.effective_kernel)):
+            if size >= ek:
+                continue
+            lo, hi = pads[d]
+            raise ValueError(
+                f"{self.op}: Calculated padded input size per channel: ({_x(padded)}). Kernel size: "
+                f"({_x(self.effective_kernel)}). Kernel size can't be greater than actual input size: "
+                f"in dim {d} padded input {size} = {in_spatial[d]} + {lo} + {hi} < effective kernel "
+                f"{ek} = {self.dilation[d]}*({self.kernel_size[d]}-1)+1")
 
 
 def check_mode_pad(mode: str, size: int, lo: int, hi: int, dim: int, op: str) -> None:
+    """reflect needs pad < size, circular pad <= size (one wrap), as PyTorch's F.pad."""
     if mode == "reflect" and max(lo, hi) >= size:
         raise ValueError(
             f"{op}: padding_mode='reflect': Padding size should be less than the corresponding "
