@@ -13,10 +13,10 @@ from npconv.windows import col2im, im2col
 @pytest.mark.parametrize("stride,dilation,pads", [((1, 1), (1, 1), ((2, 2), (1, 3))),
                                                   ((2, 3), (2, 1), ((3, 1), (0, 2))),
                                                   ((3, 2), (1, 2), ((4, 4), (4, 4)))])
-def test_im2col_equals_windows_of_a_padded_copy(rng, mode, stride, dilation, pads):
+@pytest.mark.parametrize("k", [(3, 2), (5, 6)])  # the second has more taps than windows
+def test_im2col_equals_windows_of_a_padded_copy(rng, mode, stride, dilation, pads, k):
     x = rng.standard_normal((2, 3, 5, 6))
     padded = np.pad(x, [(0, 0), (0, 0), *pads], mode=NUMPY_PAD_MODES[mode])
-    k = (3, 2)
     out = [(p - d * (kk - 1) - 1) // s + 1 for p, kk, d, s in zip(padded.shape[2:], k, dilation, stride)]
     cols = im2col(x, k, stride, dilation, pads, out, mode)
     for i in range(k[0]):
@@ -41,5 +41,16 @@ def test_col2im_is_the_adjoint_of_im2col(rng):
     args = ((3, 2), (2, 1), (1, 2), ((1, 1), (2, 2)), (4, 4))
     cols = im2col(x, *args)
     other = rng.standard_normal(cols.shape)
-    back = col2im(other, x.shape[2:], args[1], args[2], [lo for lo, _ in args[3]])
+    back = col2im(other, x.shape[2:], args[1], args[2], args[3])
+    assert np.isclose(np.vdot(cols, other), np.vdot(x, back), rtol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("kernel,out", [((3, 2), (4, 4)), ((6, 5), (2, 2))])  # taps outer / positions outer
+def test_col2im_is_the_adjoint_of_im2col_in_every_mode(rng, mode, kernel, out):
+    x = rng.standard_normal((2, 3, 7, 6))
+    args = (kernel, (2, 1), (1, 1), ((2, 1), (3, 2)), out)
+    cols = im2col(x, *args, mode)
+    other = rng.standard_normal(cols.shape)
+    back = col2im(other, x.shape[2:], args[1], args[2], args[3], mode)
     assert np.isclose(np.vdot(cols, other), np.vdot(x, back), rtol=1e-12)

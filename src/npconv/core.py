@@ -46,14 +46,18 @@ def apply(spec: ConvSpec, input, weight, bias=None) -> np.ndarray:
     batched = check_input_rank(spec.op, spec.ndim, x.shape)
     xb = x if batched else x[None]
     check_operands(spec, xb.shape, w.shape, None if b is None else b.shape)
-    pads = spec.pads(xb.shape[2:])
-    out_spatial = spec.out_spatial(xb.shape[2:])
+    spec.out_spatial(xb.shape[2:])  # every shape refusal before any arithmetic
     compute, result = compute_dtypes(x, w, b)
-    y = forward(spec, xb.astype(compute, copy=False), w.astype(compute, copy=False), pads, out_spatial)
+    y = compute_batched(spec, xb.astype(compute, copy=False), w.astype(compute, copy=False))
     if b is not None:
         y += b.astype(compute).reshape((-1,) + (1,) * spec.ndim)
     y = y.astype(result, copy=False)
     return y if batched else y[0]
+
+
+def compute_batched(spec: ConvSpec, x, w) -> np.ndarray:
+    """Run a spec on checked, batched operands of one dtype; no bias."""
+    return forward(spec, x, w, spec.pads(x.shape[2:]), spec.out_spatial(x.shape[2:]))
 
 
 def forward(spec: ConvSpec, x, w, pads, out_spatial) -> np.ndarray:

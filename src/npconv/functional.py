@@ -174,7 +174,7 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     compute, result = compute_dtypes(cols)
     grid = cols.astype(compute, copy=False).reshape(
         (cols.shape[0], cols.shape[1] // k) + spec.kernel_size + blocks)
-    out = col2im(grid, size, spec.stride, spec.dilation, [lo for lo, _ in spec.pads(size)])
+    out = col2im(grid, size, spec.stride, spec.dilation, spec.pads(size))
     out = out.astype(result, copy=False)
     return out if batched else out[0]
 

@@ -8,14 +8,15 @@ source in arithmetic progression (reflect runs backwards, replicate stands still
 wraps once, zeros writes zeros).  A tap's block is then one strided slice copy per
 combination of runs.
 
-``col2im`` is the adjoint: it adds each tap's block back at ``out * stride + tap * dilation``,
-dropping what falls in the padding.  It is ``fold``, and the scatter step of transposed
-convolution.
+``col2im`` is the adjoint: it adds each block back where it was read from (dropping zero
+padding, folding reflect/replicate/circular padding back onto the input).  It is ``fold``,
+the scatter step of transposed convolution, and the input gradient of every padding mode.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,14 +73,22 @@ def _border_run(dest: slice, p: int, stride: int, size: int, mode: str, left: bo
 
 
 def window_blocks(in_spatial, out_spatial, pads, stride, dilation, kernel_size, mode):
-    """Yield (tap, dest index, source index or None) for every block of every tap."""
-    for tap in np.ndindex(*kernel_size):
-        per_dim = [tap_runs(n, o, lo, s, t * d, mode) for n, o, (lo, _), s, d, t in
-                   zip(in_spatial, out_spatial, pads, stride, dilation, tap)]
+    """Yield (dest index into the (*kernel, *out) axes, runs) for every block of the windows.
+
+    ``cols[*t, *o]`` reads padded position ``o * stride + t * dilation``; the relation is
+    symmetric, so the loop runs over whichever of taps and output positions is shorter (a
+    weight gradient has a kernel as large as the image and few output positions), and the
+    runs cover the other.
+    """
+    by_tap = math.prod(kernel_size) <= math.prod(out_spatial)
+    outer, inner = (kernel_size, out_spatial) if by_tap else (out_spatial, kernel_size)
+    outer_step, inner_step = (dilation, stride) if by_tap else (stride, dilation)
+    for fixed in np.ndindex(*outer):
+        per_dim = [tap_runs(size, count, lo, step, f * f_step, mode) for size, count, (lo, _), step, f, f_step in
+                   zip(in_spatial, inner, pads, inner_step, fixed, outer_step)]
         for combo in itertools.product(*per_dim):
-            dest = tuple(run.dest for run in combo)
-            zero = any(run.start is None for run in combo)
-            yield tap, dest, None if zero else tuple(run.source for run in combo)
+            spans = tuple(run.dest for run in combo)
+            yield (fixed + spans if by_tap else spans + fixed), combo
 
 
 def im2col(x: np.ndarray, kernel_size, stride, dilation, pads, out_spatial, mode="zeros",
@@ -88,43 +97,30 @@ def im2col(x: np.ndarray, kernel_size, stride, dilation, pads, out_spatial, mode
     lead = (slice(None), slice(None))
     if out is None:
         out = np.empty(x.shape[:2] + tuple(kernel_size) + tuple(out_spatial), dtype=x.dtype)
-    for tap, dest, source in window_blocks(x.shape[2:], out_spatial, pads, stride, dilation,
-                                           kernel_size, mode):
-        target = lead + tap + dest
-        if source is None:
-            out[target] = 0
+    for dest, runs in window_blocks(x.shape[2:], out_spatial, pads, stride, dilation, kernel_size, mode):
+        if any(run.start is None for run in runs):
+            out[lead + dest] = 0
         else:
-            out[target] = x[lead + source]
+            out[lead + dest] = x[lead + tuple(run.source for run in runs)]
     return out
 
 
-def col2im(cols: np.ndarray, out_spatial, stride, dilation, pads_lo) -> np.ndarray:
-    """(N, C, *k, *grid) -> (N, C, *out_spatial): add each tap back where it was read from.
+def col2im(cols: np.ndarray, image_spatial, stride, dilation, pads, mode="zeros") -> np.ndarray:
+    """The adjoint of :func:`im2col`: (N, C, *k, *grid) -> (N, C, *image_spatial).
 
-    Grid position i of tap t lands at ``i * stride + t * dilation - lo``; positions outside
-    ``[0, out)`` are padding and are dropped.
+    Every block is added back where ``im2col`` read it from: zero padding drops it, reflect /
+    circular add it to the mirrored / wrapped positions, replicate sums it into the edge.
     """
-    n = len(out_spatial)
+    n = len(image_spatial)
     kernel_size, grid = cols.shape[2:2 + n], cols.shape[2 + n:]
-    out = np.zeros(cols.shape[:2] + tuple(out_spatial), dtype=cols.dtype)
+    out = np.zeros(cols.shape[:2] + tuple(image_spatial), dtype=cols.dtype)
     lead = (slice(None), slice(None))
-    for tap in np.ndindex(*kernel_size):
-        spans = [_scatter_span(g, o, lo, s, t * d) for g, o, lo, s, d, t in
-                 zip(grid, out_spatial, pads_lo, stride, dilation, tap)]
-        if any(span is None for span in spans):
+    for dest, runs in window_blocks(image_spatial, grid, pads, stride, dilation, kernel_size, mode):
+        if any(run.start is None for run in runs):
             continue
-        dest = tuple(span[0] for span in spans)
-        source = tuple(span[1] for span in spans)
-        out[lead + dest] += cols[lead + tap + source]
+        block = cols[lead + dest]  # (N, C, *run lengths)
+        still = tuple(2 + d for d, run in enumerate(runs) if run.step == 0)
+        if still:  # replicate: the whole run came from one edge element
+            block = block.sum(axis=still, keepdims=True)
+        out[lead + tuple(run.source for run in runs)] += block
     return out
-
-
-def _scatter_span(n_grid: int, n_out: int, lo: int, stride: int, offset: int):
-    """(dest slice, grid slice) of grid positions i with 0 <= i*stride + offset - lo < n_out."""
-    first = offset - lo
-    i_start = max(_ceil_div(-first, stride), 0)
-    i_stop = min(_ceil_div(n_out - first, stride), n_grid)
-    if i_stop <= i_start:
-        return None
-    q = first + i_start * stride
-    return slice(q, q + stride * (i_stop - i_start - 1) + 1, stride), slice(i_start, i_stop)

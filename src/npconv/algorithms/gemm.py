@@ -59,6 +59,6 @@ def gemm_col2im(x, w, spec, pads, out_spatial) -> np.ndarray:
         x_g = x[start:stop].reshape(stop - start, g, c_in // g, length)
         cols = np.matmul(w_t, x_g)  # (n, G, C_out/G * K, L_in)
         cols = cols.reshape((stop - start, c_out_g * g) + spec.kernel_size + tuple(in_spatial))
-        out[start:stop] = col2im(cols, out_spatial, spec.stride, spec.dilation,
-                                 [lo for lo, _ in pads])
+        out[start:stop] = col2im(cols, out_spatial, spec.stride, spec.dilation, pads,
+                                 spec.padding_mode)
     return out

@@ -1,0 +1,181 @@
+"""Gradients of the convolution family, each one a convolution of the same primitive.
+
+For ``y = conv(x, w)`` (stride s, pads, dilation d, groups G, any padding_mode):
+
+- ``grad_input`` is the transposed convolution of ``grad_output`` with the same weight (for a
+  padding mode other than zeros, the padded border's gradient is folded back onto the input:
+  the adjoint of the same window gathering);
+- ``grad_weight`` is a convolution of the input with ``grad_output`` as the kernel, the roles
+  of stride and dilation swapped and the channels of each group treated as the batch;
+- ``grad_bias`` is the sum of ``grad_output`` over the batch and spatial dims.
+
+For a transposed convolution the first two swap: its input gradient is the plain
+convolution, and its weight gradient is the conv weight gradient with input and
+grad_output exchanged.
+
+The per-dim functions have ``torch.nn.grad``'s signatures::
+
+    conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1)
+    conv2d_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1)
+
+>>> import numpy as np
+>>> gy = np.ones((1, 1, 2, 2))
+>>> conv2d_input((1, 1, 3, 3), np.ones((1, 1, 2, 2)), gy)[0, 0]
+array([[1., 2., 1.],
+       [2., 4., 2.],
+       [1., 2., 1.]])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from . import core
+from .arrays import as_real_array, compute_dtypes
+from .spec import ConvSpec, check_input_rank
+
+__all__ = ["conv_input", "conv_weight", "conv_bias"] + [
+    f"{kind}{n}d_{what}" for kind in ("conv", "conv_transpose") for n in (1, 2, 3) for what in ("input", "weight")]
+
+
+# ---- the general N-d rules -------------------------------------------------------------
+
+def input_grad(spec: ConvSpec, input_spatial, w, gy) -> np.ndarray:
+    """d loss / d x for batched grad_output gy and the forward's spec."""
+    pads = spec.pads(input_spatial)
+    if spec.transposed:  # the plain convolution, cropped where output_padding made extra rows
+        conv_spec = dataclasses.replace(spec, transposed=False, padding=pads,
+                                        output_padding=(0,) * spec.ndim)
+        gx = core.compute_batched(conv_spec, gy, w)
+        return gx[(slice(None), slice(None)) + tuple(slice(0, size) for size in input_spatial)]
+    out_spatial = gy.shape[2:]
+    # output_padding recovers the rows the forward's floor division dropped (always < stride)
+    extra = tuple(i + lo + hi - ((o - 1) * s + ek) for i, (lo, hi), o, s, ek in
+                  zip(input_spatial, pads, out_spatial, spec.stride, spec.effective_kernel))
+    transposed = dataclasses.replace(spec, transposed=True, padding=pads, output_padding=extra)
+    return core.compute_batched(transposed, gy, w)
+
+
+def weight_grad(spec: ConvSpec, x, gy, kernel_size) -> np.ndarray:
+    """d loss / d w: conv weight (C_out, C_in/G, *k); transposed weight (C_in, C_out/G, *k)."""
+    if spec.transposed:  # input and grad_output exchange roles
+        return weight_grad(dataclasses.replace(spec, transposed=False, output_padding=(0,) * spec.ndim),
+                           gy, x, kernel_size)
+    n, c_in, g = x.shape[0], x.shape[1], spec.groups
+    c_out, out_spatial, in_spatial = gy.shape[1], gy.shape[2:], x.shape[2:]
+    lead = len(in_spatial)
+    # batch = channel within group, channels = (group, image), groups = G
+    images = x.reshape((n, g, c_in // g) + in_spatial).transpose((2, 1, 0) + tuple(range(3, 3 + lead)))
+    images = images.reshape((c_in // g, g * n) + in_spatial)
+    kernels = gy.reshape((n, g, c_out // g) + out_spatial).transpose((1, 2, 0) + tuple(range(3, 3 + lead)))
+    kernels = kernels.reshape((g * (c_out // g), n) + out_spatial)
+    swapped = ConvSpec(tuple(out_spatial), spec.dilation, spec.pads(in_spatial), spec.stride, g,
+                       spec.padding_mode, False, (0,) * lead, spec.op)
+    gw = core.compute_batched(swapped, images, kernels)  # (C_in/G, C_out, *k'), k' >= k
+    gw = gw[(slice(None), slice(None)) + tuple(slice(0, k) for k in kernel_size)]
+    return np.ascontiguousarray(gw.swapaxes(0, 1))
+
+
+def bias_grad(gy) -> np.ndarray:
+    return gy.sum(axis=(0,) + tuple(range(2, gy.ndim)))
+
+
+# ---- public API ------------------------------------------------------------------------
+
+def _spec(weight_shape, stride, padding, dilation, groups, padding_mode, transposed, output_padding, n, op):
+    return ConvSpec.build(tuple(weight_shape[2:]), stride, padding, dilation, groups, padding_mode,
+                          transposed, output_padding, ndim=n, op=op)
+
+
+def _batched(op, n, array, name):
+    batched = check_input_rank(op, n, array.shape)
+    return (array if batched else array[None]), batched
+
+
+def _check_grad_output(spec, input_shape, weight_shape, gy_shape, op):
+    out_channels = weight_shape[1] * spec.groups if spec.transposed else weight_shape[0]
+    expected = (input_shape[0], out_channels) + spec.out_spatial(input_shape[2:])
+    if tuple(gy_shape) != expected:
+        raise ValueError(f"{op}: grad_output has shape {list(gy_shape)}, but the convolution of an "
+                         f"input of shape {list(input_shape)} with this weight gives {list(expected)}")
+
+
+def conv_input(input_size, weight, grad_output, *, stride=1, padding=0, dilation=1, groups=1,
+               padding_mode="zeros", transposed=False, output_padding=0) -> np.ndarray:
+    """Gradient of the N-d primitive with respect to its input, of shape ``input_size``."""
+    w = as_real_array(weight, "weight", "conv_input")
+    n = w.ndim - 2
+    op = f"conv_transpose{n}d_input" if transposed else f"conv{n}d_input"
+    spec = _spec(w.shape, stride, padding, dilation, groups, padding_mode, transposed, output_padding, n, op)
+    gy, batched = _batched(op, n, as_real_array(grad_output, "grad_output", op), "grad_output")
+    size = tuple(int(v) for v in input_size)
+    size = size if len(size) == n + 2 else (1,) + size if len(size) == n + 1 else None
+    if size is None:
+        raise ValueError(f"{op}: input_size must have {n + 1} or {n + 2} entries, got {list(input_size)}")
+    if batched and size[0] != gy.shape[0]:
+        raise ValueError(f"{op}: input_size {list(input_size)} and grad_output {list(gy.shape)} disagree on the batch")
+    _check_grad_output(spec, (gy.shape[0],) + size[1:], w.shape, gy.shape, op)
+    compute, result = compute_dtypes(gy, w)
+    gx = input_grad(spec, size[2:], w.astype(compute, copy=False), gy.astype(compute, copy=False))
+    gx = gx.astype(result, copy=False)
+    return gx if batched else gx[0]
+
+
+def conv_weight(input, weight_size, grad_output, *, stride=1, padding=0, dilation=1, groups=1,
+                padding_mode="zeros", transposed=False, output_padding=0) -> np.ndarray:
+    """Gradient of the N-d primitive with respect to its weight, of shape ``weight_size``."""
+    weight_size = tuple(int(v) for v in weight_size)
+    n = len(weight_size) - 2
+    op = f"conv_transpose{n}d_weight" if transposed else f"conv{n}d_weight"
+    spec = _spec(weight_size, stride, padding, dilation, groups, padding_mode, transposed, output_padding, n, op)
+    x, batched = _batched(op, n, as_real_array(input, "input", op), "input")
+    gy = as_real_array(grad_output, "grad_output", op)
+    gy = gy if batched else gy[None]
+    _check_grad_output(spec, x.shape, weight_size, gy.shape, op)
+    compute, result = compute_dtypes(x, gy)
+    gw = weight_grad(spec, x.astype(compute, copy=False), gy.astype(compute, copy=False), weight_size[2:])
+    return gw.astype(result, copy=False)
+
+
+def conv_bias(grad_output, batched: bool = True) -> np.ndarray:
+    """Gradient with respect to the bias: grad_output summed over batch and spatial dims."""
+    gy = as_real_array(grad_output, "grad_output", "conv_bias")
+    return bias_grad(gy if batched else gy[None])
+
+
+def _per_dim(n: int, transposed: bool):
+    if transposed:
+        def grad_input(input_size, weight, grad_output, stride=1, padding=0, output_padding=0, groups=1,
+                       dilation=1):
+            return conv_input(input_size, weight, grad_output, stride=stride, padding=padding,
+                              dilation=dilation, groups=groups, transposed=True, output_padding=output_padding)
+
+        def grad_weight(input, weight_size, grad_output, stride=1, padding=0, output_padding=0, groups=1,
+                        dilation=1):
+            return conv_weight(input, weight_size, grad_output, stride=stride, padding=padding,
+                               dilation=dilation, groups=groups, transposed=True, output_padding=output_padding)
+    else:
+        def grad_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
+                       padding_mode="zeros"):
+            return conv_input(input_size, weight, grad_output, stride=stride, padding=padding,
+                              dilation=dilation, groups=groups, padding_mode=padding_mode)
+
+        def grad_weight(input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1, *,
+                        padding_mode="zeros"):
+            return conv_weight(input, weight_size, grad_output, stride=stride, padding=padding,
+                               dilation=dilation, groups=groups, padding_mode=padding_mode)
+    name = f"conv_transpose{n}d" if transposed else f"conv{n}d"
+    grad_input.__name__, grad_weight.__name__ = f"{name}_input", f"{name}_weight"
+    grad_input.__doc__ = f"Gradient of ``{name}`` with respect to its input (torch.nn.grad's signature)."
+    grad_weight.__doc__ = f"Gradient of ``{name}`` with respect to its weight (torch.nn.grad's signature)."
+    return grad_input, grad_weight
+
+
+conv1d_input, conv1d_weight = _per_dim(1, False)
+conv2d_input, conv2d_weight = _per_dim(2, False)
+conv3d_input, conv3d_weight = _per_dim(3, False)
+conv_transpose1d_input, conv_transpose1d_weight = _per_dim(1, True)
+conv_transpose2d_input, conv_transpose2d_weight = _per_dim(2, True)
+conv_transpose3d_input, conv_transpose3d_weight = _per_dim(3, True)
