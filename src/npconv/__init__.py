@@ -6,9 +6,12 @@
 (1, 1, 3, 3)
 """
 
-from . import functional
+from . import functional, grad, nn, optim
 from .core import conv
+from .io import load, save
+from .random import manual_seed
 from .spec import ConvSpec
 
 __version__ = "0.1.0"
-__all__ = ["conv", "ConvSpec", "functional", "__version__"]
+__all__ = ["conv", "ConvSpec", "functional", "grad", "nn", "optim", "save", "load", "manual_seed",
+           "__version__"]

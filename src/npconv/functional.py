@@ -89,7 +89,7 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
 
 # ---- unfold / fold ---------------------------------------------------------------------
 
-def _spatial_dims(*params) -> int:
+def spatial_dims(*params) -> int:
     """Spatial dims of unfold/fold: the length of any tuple argument, else 2 (PyTorch's)."""
     lengths = {len(p) for p in params if isinstance(p, (tuple, list))}
     if len(lengths) > 1:
@@ -131,7 +131,7 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
            [3., 4., 6., 7.],
            [4., 5., 7., 8.]])
     """
-    n = _spatial_dims(kernel_size, dilation, padding, stride)
+    n = spatial_dims(kernel_size, dilation, padding, stride)
     op = "unfold"
     spec = _block_spec(op, n, kernel_size, dilation, padding, stride)
     x = as_real_array(input, "input", op)
@@ -148,7 +148,7 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
 
     The adjoint of :func:`unfold`; overlapping blocks add up.
     """
-    n = _spatial_dims(output_size, kernel_size, dilation, padding, stride)
+    n = spatial_dims(output_size, kernel_size, dilation, padding, stride)
     op = "fold"
     spec = _block_spec(op, n, kernel_size, dilation, padding, stride)
     size = ntuple(output_size, n, "output_size", op)

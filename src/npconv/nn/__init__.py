@@ -1,0 +1,19 @@
+"""torch.nn's convolution modules and the companions a CNN needs, on NumPy arrays.
+
+Every module has ``forward`` (also ``module(x)``) and ``backward(grad_output)``; parameters
+are :class:`Parameter` arrays carrying ``.grad``.
+"""
+
+from .conv import (Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, Fold,
+                   LazyConv1d, LazyConv2d, LazyConv3d, LazyConvTranspose1d, LazyConvTranspose2d,
+                   LazyConvTranspose3d, Unfold)
+from .layers import (AvgPool1d, AvgPool2d, AvgPool3d, Dropout, Flatten, Linear, MaxPool1d, MaxPool2d,
+                     MaxPool3d, ReLU)
+from .loss import CrossEntropyLoss
+from .module import Module, Parameter, Sequential
+
+__all__ = ["Module", "Parameter", "Sequential", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d",
+           "ConvTranspose2d", "ConvTranspose3d", "LazyConv1d", "LazyConv2d", "LazyConv3d",
+           "LazyConvTranspose1d", "LazyConvTranspose2d", "LazyConvTranspose3d", "Unfold", "Fold",
+           "ReLU", "Flatten", "Linear", "Dropout", "MaxPool1d", "MaxPool2d", "MaxPool3d",
+           "AvgPool1d", "AvgPool2d", "AvgPool3d", "CrossEntropyLoss"]

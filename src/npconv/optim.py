@@ -1,0 +1,88 @@
+"""SGD and Adam with PyTorch's update rules (same hyper-parameters, same arithmetic order)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class Optimizer:
+    def __init__(self, params, defaults: dict):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("optimizer got an empty parameter list")
+        self.defaults = defaults
+        self.state = [dict() for _ in self.params]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for param in self.params:
+            if set_to_none or param.grad is None:
+                param.grad = None
+            else:
+                param.grad[...] = 0
+
+    def step(self) -> None:
+        for param, state in zip(self.params, self.state):
+            if param.grad is not None:
+                self._update(param, np.asarray(param.grad, dtype=param.dtype), state)
+
+
+class SGD(Optimizer):
+    """p -= lr * g, with momentum buffer b = momentum * b + (1 - dampening) * g (b = g at first),
+    optional Nesterov (g + momentum * b) and weight decay (g + weight_decay * p)."""
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
+                 maximize=False):
+        if lr < 0 or momentum < 0 or weight_decay < 0:
+            raise ValueError(f"Invalid SGD hyper-parameter: lr={lr}, momentum={momentum}, weight_decay={weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov, maximize=maximize))
+
+    def _update(self, param, g, state) -> None:
+        h = self.defaults
+        g = -g if h["maximize"] else g
+        if h["weight_decay"]:
+            g = g + h["weight_decay"] * param
+        if h["momentum"]:
+            buf = state.get("momentum_buffer")
+            buf = g.copy() if buf is None else h["momentum"] * buf + (1 - h["dampening"]) * g
+            state["momentum_buffer"] = buf
+            g = g + h["momentum"] * buf if h["nesterov"] else buf
+        param -= h["lr"] * g
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) as PyTorch computes it: p -= lr / (1 - b1^t) * m /
+    (sqrt(v) / sqrt(1 - b2^t) + eps); amsgrad keeps the running max of v."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+                 maximize=False):
+        if lr < 0 or eps < 0 or not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"Invalid Adam hyper-parameter: lr={lr}, betas={betas}, eps={eps}")
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad, maximize=maximize))
+
+    def _update(self, param, g, state) -> None:
+        h = self.defaults
+        (b1, b2), eps = h["betas"], h["eps"]
+        g = -g if h["maximize"] else g
+        if h["weight_decay"]:
+            g = g + h["weight_decay"] * param
+        if not state:
+            state.update(step=0, exp_avg=np.zeros_like(g), exp_avg_sq=np.zeros_like(g))
+            if h["amsgrad"]:
+                state["max_exp_avg_sq"] = np.zeros_like(g)
+        state["step"] += 1
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m += (1 - b1) * (g - m)  # PyTorch's lerp form
+        v *= b2
+        v += (1 - b2) * g * g
+        if h["amsgrad"]:
+            np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+            v = state["max_exp_avg_sq"]
+        bias1, bias2 = 1 - b1 ** state["step"], 1 - b2 ** state["step"]
+        denom = np.sqrt(v) / math.sqrt(bias2) + eps
+        param -= (h["lr"] / bias1) * m / denom
