@@ -192,6 +192,10 @@ class _AvgPoolNd(_PoolNd):
         self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
         self.padding, self.ceil_mode = padding, ceil_mode
         self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
+        if self._n == 1:  # PyTorch's AvgPool1d keeps its sizes as 1-tuples (and shows them so)
+            self.kernel_size, self.stride, self.padding = (
+                ntuple(v, 1, name, "AvgPool1d") for v, name in
+                ((self.kernel_size, "kernel_size"), (self.stride, "stride"), (self.padding, "padding")))
 
     def _divisor(self, in_spatial, k, s, pads, out):
         """Elements each window averages: PyTorch counts padding (if asked) but never the
