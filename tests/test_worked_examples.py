@@ -26,7 +26,7 @@ def test_the_documents_values_are_pytorchs():
 
 
 def test_demo_command_checks_every_example(capsys):
-    assert main(["demo"]) == 0
+    assert main(["demo", "--no-training"]) == 0
     out = capsys.readouterr().out
     assert f"{len(EXAMPLES)}/{len(EXAMPLES)} worked examples" in out
     assert out.count("\u2713") == len(EXAMPLES) + 1 and "\u2717" not in out
@@ -35,3 +35,15 @@ def test_demo_command_checks_every_example(capsys):
 def test_cli_without_command_shows_help_and_exits_2(capsys):
     assert main([]) == 2
     assert "demo" in capsys.readouterr().out
+
+
+def test_demo_trains_the_digits_cnn_to_97_percent(tmp_path, capsys):
+    picture = tmp_path / "digits.png"
+    assert main(["demo", "--picture", str(picture)]) == 0
+    out = capsys.readouterr().out
+    accuracy = float(out.split("test accuracy ")[1].split("%")[0])
+    assert accuracy >= 97.0
+    data = picture.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert width > 1000 and height > 150
