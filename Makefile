@@ -23,7 +23,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed-test
-	$(BIN)/python bench/forward.py
+	$(BIN)/python bench/layers.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -1,0 +1,153 @@
+"""Layer benchmark: npconv beside PyTorch's CPU path, in one process, forward and
+forward + backward (grad input, weight and bias; torch's autograd on the same graph).
+
+Both run on the same data with the same thread count, alternating A B A B.  Each turn is a
+short block of calls of which only the last is timed: the first call after a switch pays for
+the other library's worker threads still spinning (OpenBLAS and OpenMP both spin after a
+call), which measured 2-4x on this VM and would make either side look slow.  Reported:
+medians and the median of the per-turn ratios torch/npconv (> 1 means npconv is faster).
+
+    python bench/layers.py [--repeats 9] [--rows 3,26] [--json bench/results/layers.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as TF
+from tqdm import tqdm
+
+import npconv
+import npconv.grad
+
+# (row, name, N, C_in, spatial, C_out, k, stride, pad, dilation, groups, extra) from BENCHMARK.md
+ROWS = [
+    (2, "ResNet conv2_x 3x3, N=1", 1, 64, (56, 56), 64, 3, 1, 1, 1, 1, {}),
+    (3, "ResNet conv2_x 3x3, N=8", 8, 64, (56, 56), 64, 3, 1, 1, 1, 1, {}),
+    (4, "ResNet 1x1 expand", 8, 64, (56, 56), 256, 1, 1, 0, 1, 1, {}),
+    (10, "MobileNetV2 depthwise", 8, 144, (56, 56), 144, 3, 1, 1, 1, 144, {}),
+    (14, "ConvNeXt depthwise 7x7", 8, 96, (56, 56), 96, 7, 1, 3, 1, 96, {}),
+    (20, "wav2vec2 conv0 (1-D)", 4, 1, (16000,), 512, 10, 5, 0, 1, 1, {}),
+    (24, "DCGAN ConvTranspose", 64, 256, (8, 8), 128, 4, 2, 1, 1, 1, {"transposed": True}),
+    (26, "reflect-padded 3x3", 8, 64, (128, 128), 64, 3, 1, 1, 1, 1, {"padding_mode": "reflect"}),
+    (27, "float64 3x3", 4, 32, (64, 64), 32, 3, 1, 1, 1, 1, {"dtype": np.float64}),
+]
+
+
+def make_case(row):
+    """(npconv forward, torch forward, npconv fwd+bwd, torch fwd+bwd, flops) for one row."""
+    _, _, n, c_in, spatial, c_out, k, stride, pad, dilation, groups, extra = row
+    dtype = extra.get("dtype", np.float32)
+    transposed = extra.get("transposed", False)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c_in) + spatial).astype(dtype)
+    kernel = (k,) * len(spatial)
+    w_shape = (c_in, c_out // groups) if transposed else (c_out, c_in // groups)
+    w = (rng.standard_normal(w_shape + kernel) / math.sqrt(c_in * k ** len(spatial))).astype(dtype)
+    b = np.zeros(c_out, dtype)
+    params = dict(stride=stride, padding=pad, dilation=dilation, groups=groups, transposed=transposed,
+                  padding_mode=extra.get("padding_mode", "zeros"))
+    forward = lambda: npconv.conv(x, w, b, **params)  # noqa: E731
+    gy = rng.standard_normal(forward().shape).astype(dtype)
+
+    def forward_backward():
+        forward()
+        return (npconv.grad.conv_input(x.shape, w, gy, **params), npconv.grad.conv_weight(x, w.shape, gy, **params),
+                npconv.grad.conv_bias(gy))
+
+    tx, tw, tb = (torch.from_numpy(a).requires_grad_() for a in (x, w, b))
+    torch_forward = _torch_call(tx, tw, tb, params, len(spatial))
+
+    def torch_forward_backward():
+        tx.grad = tw.grad = tb.grad = None
+        torch_forward().backward(torch.from_numpy(gy))
+
+    flops = 2 * math.prod(gy.shape) * (c_in // groups) * math.prod(kernel)
+    if transposed:
+        flops = 2 * x.size * (c_out // groups) * math.prod(kernel)
+    return forward, torch_forward, forward_backward, torch_forward_backward, flops
+
+
+def _torch_call(tx, tw, tb, params, n):
+    stride, pad, dilation, groups = (params[k] for k in ("stride", "padding", "dilation", "groups"))
+    if params["transposed"]:
+        fn = getattr(TF, f"conv_transpose{n}d")
+        return lambda: fn(tx, tw, tb, stride, pad, 0, groups, dilation)
+    fn = getattr(TF, f"conv{n}d")
+    if params["padding_mode"] == "zeros":
+        return lambda: fn(tx, tw, tb, stride, pad, dilation, groups)
+    pads = (pad,) * (2 * n)  # what torch.nn.Conv2d does for a non-zero padding_mode
+    return lambda: fn(TF.pad(tx, pads, mode=params["padding_mode"]), tw, tb, stride, 0, dilation, groups)
+
+
+def time_pair(npconv_call, torch_call, repeats: int, block: int):
+    ours, theirs = [], []
+    for _ in range(repeats):
+        for call, times in ((npconv_call, ours), (torch_call, theirs)):
+            for _ in range(block):  # the last call of the block is the timed one
+                start = time.perf_counter()
+                call()
+                elapsed = time.perf_counter() - start
+            times.append(elapsed)
+    ratios = [t / o for o, t in zip(ours, theirs)]
+    return statistics.median(ours), statistics.median(theirs), statistics.median(ratios)
+
+
+def max_error(npconv_call, torch_call) -> float:
+    got = npconv_call()
+    with torch.no_grad():
+        want = torch_call().numpy()
+    return float(np.abs(got - want).max() / np.abs(want).max())
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--block", type=int, default=3, help="calls per turn; the last is timed")
+    parser.add_argument("--rows", help="comma-separated row numbers (default: all)")
+    parser.add_argument("--json", default="bench/results/layers.json")
+    args = parser.parse_args(argv)
+    threads = os.cpu_count()
+    torch.set_num_threads(threads)
+    wanted = {int(r) for r in args.rows.split(",")} if args.rows else None
+    rows = [r for r in ROWS if wanted is None or r[0] in wanted]
+    results = []
+    for row in tqdm(rows, desc="layers", unit="layer"):
+        forward, torch_forward, forward_backward, torch_forward_backward, flops = make_case(row)
+        result = dict(row=row[0], name=row[1], max_rel_error=max_error(forward, torch_forward))
+        for label, ours, theirs, work in (("forward", forward, torch_forward, flops),
+                                          ("forward_backward", forward_backward, torch_forward_backward, 3 * flops)):
+            with torch.set_grad_enabled(label != "forward"):
+                mine, torchs, ratio = time_pair(ours, theirs, args.repeats, args.block)
+            result[label] = dict(npconv_ms=mine * 1e3, torch_ms=torchs * 1e3, speedup=ratio,
+                                 npconv_gflops=work / mine / 1e9)
+        results.append(result)
+    for label in ("forward", "forward_backward"):
+        print_table(results, threads, label)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(dict(threads=threads, torch=torch.__version__,
+                                               numpy=np.__version__, rows=results), indent=2))
+
+
+def print_table(results, threads, label) -> None:
+    print(f"\n{label.replace('_', ' + ')}, float32 unless noted, {threads} threads; "
+          f"speedup = torch time / npconv time")
+    print(f"{'#':>3} {'layer':<26} {'npconv ms':>10} {'torch ms':>9} {'speedup':>8} {'GFLOP/s':>8} {'max err':>9}")
+    for r in results:
+        t = r[label]
+        print(f"{r['row']:>3} {r['name']:<26} {t['npconv_ms']:>10.2f} {t['torch_ms']:>9.2f} "
+              f"{t['speedup']:>7.2f}x {t['npconv_gflops']:>8.1f} {r['max_rel_error']:>9.1e}")
+    geo = math.exp(statistics.mean(math.log(r[label]["speedup"]) for r in results))
+    print(f"geometric-mean speedup {geo:.2f}x, min {min(r[label]['speedup'] for r in results):.2f}x")
+
+
+if __name__ == "__main__":
+    main()
