@@ -30,13 +30,31 @@ import npconv.grad
 
 # (row, name, N, C_in, spatial, C_out, k, stride, pad, dilation, groups, extra) from BENCHMARK.md
 ROWS = [
+    (1, "ResNet-50 stem", 8, 3, (224, 224), 64, 7, 2, 3, 1, 1, {}),
     (2, "ResNet conv2_x 3x3, N=1", 1, 64, (56, 56), 64, 3, 1, 1, 1, 1, {}),
     (3, "ResNet conv2_x 3x3, N=8", 8, 64, (56, 56), 64, 3, 1, 1, 1, 1, {}),
     (4, "ResNet 1x1 expand", 8, 64, (56, 56), 256, 1, 1, 0, 1, 1, {}),
+    (5, "ResNet 1x1 reduce", 8, 256, (56, 56), 64, 1, 1, 0, 1, 1, {}),
+    (6, "ResNet v1.5 3x3 stride 2", 8, 128, (56, 56), 128, 3, 2, 1, 1, 1, {}),
+    (7, "ResNet conv4_x 3x3", 8, 256, (14, 14), 256, 3, 1, 1, 1, 1, {}),
+    (8, "ResNet conv5_x 3x3", 8, 512, (7, 7), 512, 3, 1, 1, 1, 1, {}),
+    (9, "downsample 1x1 stride 2", 8, 512, (28, 28), 1024, 1, 2, 0, 1, 1, {}),
     (10, "MobileNetV2 depthwise", 8, 144, (56, 56), 144, 3, 1, 1, 1, 144, {}),
+    (11, "MobileNetV2 dw stride 2", 8, 96, (112, 112), 96, 3, 2, 1, 1, 96, {}),
+    (12, "MobileNetV2 dw late", 8, 960, (7, 7), 960, 3, 1, 1, 1, 960, {}),
+    (13, "ResNeXt grouped", 8, 128, (56, 56), 128, 3, 1, 1, 1, 32, {}),
     (14, "ConvNeXt depthwise 7x7", 8, 96, (56, 56), 96, 7, 1, 3, 1, 96, {}),
+    (15, "ConvNeXt stem (patchify)", 8, 3, (224, 224), 96, 4, 4, 0, 1, 1, {}),
+    (16, "RepLKNet dw 31x31", 1, 128, (56, 56), 128, 31, 1, 15, 1, 128, {}),
+    (17, "RepLKNet dw 27x27", 1, 512, (14, 14), 512, 27, 1, 13, 1, 512, {}),
+    (18, "DeepLabv3 ASPP dilated", 1, 2048, (33, 33), 256, 3, 1, 12, 12, 1, {}),
+    (19, "DeepSpeech2 5x20", 4, 1, (161, 700), 32, (5, 20), 2, 0, 1, 1, {}),
     (20, "wav2vec2 conv0 (1-D)", 4, 1, (16000,), 512, 10, 5, 0, 1, 1, {}),
+    (21, "wav2vec2 conv1 (1-D)", 4, 512, (3199,), 512, 3, 2, 0, 1, 1, {}),
+    (22, "WaveNet dilated (1-D)", 4, 64, (16000,), 64, 2, 1, 64, 64, 1, {}),
+    (23, "C3D conv2 (3-D)", 1, 64, (16, 56, 56), 128, 3, 1, 1, 1, 1, {}),
     (24, "DCGAN ConvTranspose", 64, 256, (8, 8), 128, 4, 2, 1, 1, 1, {"transposed": True}),
+    (25, "U-Net up-conv", 4, 1024, (28, 28), 512, 2, 2, 0, 1, 1, {"transposed": True}),
     (26, "reflect-padded 3x3", 8, 64, (128, 128), 64, 3, 1, 1, 1, 1, {"padding_mode": "reflect"}),
     (27, "float64 3x3", 4, 32, (64, 64), 32, 3, 1, 1, 1, 1, {"dtype": np.float64}),
 ]
@@ -49,9 +67,9 @@ def make_case(row):
     transposed = extra.get("transposed", False)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, c_in) + spatial).astype(dtype)
-    kernel = (k,) * len(spatial)
+    kernel = k if isinstance(k, tuple) else (k,) * len(spatial)
     w_shape = (c_in, c_out // groups) if transposed else (c_out, c_in // groups)
-    w = (rng.standard_normal(w_shape + kernel) / math.sqrt(c_in * k ** len(spatial))).astype(dtype)
+    w = (rng.standard_normal(w_shape + kernel) / math.sqrt(c_in * math.prod(kernel))).astype(dtype)
     b = np.zeros(c_out, dtype)
     params = dict(stride=stride, padding=pad, dilation=dilation, groups=groups, transposed=transposed,
                   padding_mode=extra.get("padding_mode", "zeros"))

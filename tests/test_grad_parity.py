@@ -143,3 +143,38 @@ def test_gradients_match_float64_finite_differences(case):
         minus = [x - h * v, w] if which == 0 else [x, w - h * v]
         numeric = (np.vdot(forward(*plus), gy) - np.vdot(forward(*minus), gy)) / (2 * h)
         assert np.isclose(numeric, np.vdot(gradient, v), rtol=1e-9), (which, numeric, np.vdot(gradient, v))
+
+
+@pytest.mark.parametrize("case", FD_CASES[:4], ids=[str(i) for i in range(4)])
+def test_fast_weight_gradient_equals_its_definition_as_a_convolution(case):
+    """The im2col weight gradient against the primitive called with grad_output as the kernel."""
+    import npconv
+    from npconv.grad import weight_grad, weight_grad_as_convolution
+    from npconv.spec import ConvSpec
+
+    rng = np.random.default_rng(11)
+    groups = case["groups"]
+    x, w = rng.standard_normal((3, 4, 9, 8)), rng.standard_normal((8, 4 // groups, 3, 3))
+    gy = rng.standard_normal(npconv.conv(x, w, **case).shape)
+    spec = ConvSpec.build((3, 3), case["stride"], case["padding"], case["dilation"], groups, case["padding_mode"])
+    np.testing.assert_allclose(weight_grad(spec, x, gy, (3, 3)), weight_grad_as_convolution(spec, x, gy, (3, 3)),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "circular"])
+def test_row_chunks_leave_no_seams_in_forward_and_gradients(monkeypatch, mode):
+    from npconv.algorithms import im2col_gemm
+
+    monkeypatch.setattr(im2col_gemm, "CHUNK_TARGET_BYTES", 1)  # one image, one output row per chunk
+    rng = np.random.default_rng(12)
+    x, w = rng.standard_normal((2, 4, 9, 7)), rng.standard_normal((6, 2, 3, 2))
+    kwargs = dict(stride=(2, 1), padding=(2, 1), dilation=(1, 2), groups=2)
+    tx, tw = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
+    padded = torch.nn.functional.pad(tx, (1, 1, 2, 2), mode="constant" if mode == "zeros" else mode)
+    y_t = torch.nn.functional.conv2d(padded, tw, stride=(2, 1), dilation=(1, 2), groups=2)
+    gy = rng.standard_normal(tuple(y_t.shape))
+    y_t.backward(torch.from_numpy(gy))
+    import npconv
+    assert_matches(npconv.conv(x, w, padding_mode=mode, **kwargs), y_t, np.float64)
+    assert_matches(G.conv_weight(x, w.shape, gy, padding_mode=mode, **kwargs), tw.grad, np.float64)
+    assert_matches(G.conv_input(x.shape, w, gy, padding_mode=mode, **kwargs), tx.grad, np.float64)

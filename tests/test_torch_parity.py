@@ -169,11 +169,11 @@ def test_conv_transpose_matches_torch(index, case):
 
 
 @pytest.mark.parametrize("transposed", [False, True])
-def test_chunked_over_images_matches_torch(monkeypatch, transposed):
-    """A tiny chunk target forces one image per chunk: chunk boundaries must not show."""
-    import npconv.algorithms.gemm as gemm
+def test_chunked_over_images_and_rows_matches_torch(monkeypatch, transposed):
+    """A tiny chunk target forces one image and one output row per chunk: no seams."""
+    from npconv.algorithms import im2col_gemm
 
-    monkeypatch.setattr(gemm, "CHUNK_TARGET_BYTES", 1)
+    monkeypatch.setattr(im2col_gemm, "CHUNK_TARGET_BYTES", 1)
     rng = np.random.default_rng(5)
     x = rng.standard_normal((3, 4, 6, 5))
     w = rng.standard_normal((4, 3, 3, 2))

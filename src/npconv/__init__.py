@@ -6,11 +6,15 @@
 (1, 1, 3, 3)
 """
 
-from . import functional, grad, nn, optim
-from .core import conv
-from .io import load, save
-from .random import manual_seed
-from .spec import ConvSpec
+from .cpu import tune_openblas_coretype
+
+tune_openblas_coretype()  # before NumPy/SciPy load their OpenBLAS; see npconv.cpu
+
+from . import functional, grad, nn, optim  # noqa: E402
+from .core import conv  # noqa: E402
+from .io import load, save  # noqa: E402
+from .random import manual_seed  # noqa: E402
+from .spec import ConvSpec  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["conv", "ConvSpec", "functional", "grad", "nn", "optim", "save", "load", "manual_seed",

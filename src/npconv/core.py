@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .algorithms.gemm import gemm_col2im, im2col_gemm
+from .algorithms import im2col_gemm
 from .arrays import as_real_array, compute_dtypes
 from .spec import ConvSpec, check_input_rank, check_operands
 
@@ -62,5 +62,6 @@ def compute_batched(spec: ConvSpec, x, w) -> np.ndarray:
 
 def forward(spec: ConvSpec, x, w, pads, out_spatial) -> np.ndarray:
     """The algorithm for this spec (the fast engine's planner replaces this choice)."""
-    algorithm = gemm_col2im if spec.transposed else im2col_gemm
-    return algorithm(x, w, spec, pads, out_spatial)
+    if spec.transposed:
+        return im2col_gemm.forward_transposed(x, w, spec, pads, out_spatial)
+    return im2col_gemm.forward(x, w, spec, pads, out_spatial)

@@ -33,6 +33,7 @@ import dataclasses
 import numpy as np
 
 from . import core
+from .algorithms import im2col_gemm
 from .arrays import as_real_array, compute_dtypes
 from .spec import ConvSpec, check_input_rank
 
@@ -63,6 +64,13 @@ def weight_grad(spec: ConvSpec, x, gy, kernel_size) -> np.ndarray:
     if spec.transposed:  # input and grad_output exchange roles
         return weight_grad(dataclasses.replace(spec, transposed=False, output_padding=(0,) * spec.ndim),
                            gy, x, kernel_size)
+    return im2col_gemm.weight_grad(x, gy, spec, spec.pads(x.shape[2:]))
+
+
+def weight_grad_as_convolution(spec: ConvSpec, x, gy, kernel_size) -> np.ndarray:
+    """The same gradient written as one call of the primitive: a convolution of the input with
+    grad_output as the kernel, stride and dilation swapped, the channels of each group as the
+    batch.  Kept as the definition the fast weight gradients are tested against."""
     n, c_in, g = x.shape[0], x.shape[1], spec.groups
     c_out, out_spatial, in_spatial = gy.shape[1], gy.shape[2:], x.shape[2:]
     lead = len(in_spatial)
