@@ -36,6 +36,8 @@ CONV_GEOMETRIES = {
     "k3-same-reflect": dict(k=3, padding="same", padding_mode="reflect"),
     "mixed": dict(k=(3, 1, 2), stride=(1, 2, 1), padding=(1, 0, 2), dilation=(2, 1, 1)),
     "k3-same-s213-circular": dict(k=3, padding="same", stride=(2, 1, 3), padding_mode="circular"),
+    "k1": dict(k=1),
+    "k1-s2": dict(k=1, stride=2, dilation=3),
 }
 TRANSPOSED_GEOMETRIES = {
     "k3": dict(k=3),

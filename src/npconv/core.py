@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .algorithms import im2col_gemm
+from . import select
 from .arrays import as_real_array, compute_dtypes
 from .spec import ConvSpec, check_input_rank, check_operands
 
@@ -61,7 +61,6 @@ def compute_batched(spec: ConvSpec, x, w) -> np.ndarray:
 
 
 def forward(spec: ConvSpec, x, w, pads, out_spatial) -> np.ndarray:
-    """The algorithm for this spec (the fast engine's planner replaces this choice)."""
-    if spec.transposed:
-        return im2col_gemm.forward_transposed(x, w, spec, pads, out_spatial)
-    return im2col_gemm.forward(x, w, spec, pads, out_spatial)
+    """Run the algorithm the planner chooses (npconv.select)."""
+    name = select.choose_algorithm(spec, x.shape, w.shape, x.dtype)
+    return select.ALGORITHMS[name].forward(x, w, spec, pads, out_spatial)

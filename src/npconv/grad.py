@@ -32,8 +32,7 @@ import dataclasses
 
 import numpy as np
 
-from . import core
-from .algorithms import im2col_gemm
+from . import core, select
 from .arrays import as_real_array, compute_dtypes
 from .spec import ConvSpec, check_input_rank
 
@@ -64,7 +63,9 @@ def weight_grad(spec: ConvSpec, x, gy, kernel_size) -> np.ndarray:
     if spec.transposed:  # input and grad_output exchange roles
         return weight_grad(dataclasses.replace(spec, transposed=False, output_padding=(0,) * spec.ndim),
                            gy, x, kernel_size)
-    return im2col_gemm.weight_grad(x, gy, spec, spec.pads(x.shape[2:]))
+    w_shape = (gy.shape[1], x.shape[1] // spec.groups) + tuple(kernel_size)
+    algorithm = select.weight_grad_algorithm(spec, x.shape, w_shape)
+    return algorithm.weight_grad(x, gy, spec, spec.pads(x.shape[2:]))
 
 
 def weight_grad_as_convolution(spec: ConvSpec, x, gy, kernel_size) -> np.ndarray:

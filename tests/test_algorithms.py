@@ -1,0 +1,84 @@
+"""Every algorithm, forced, on every grid case it applies to: forward and weight gradient
+against PyTorch, forward against the reference implementation."""
+
+import numpy as np
+import pytest
+import torch
+
+import npconv
+import npconv.grad as G
+from npconv import select
+from npconv.algorithms.reference import conv_reference
+from npconv.spec import ConvSpec
+
+from conftest import assert_matches
+from test_grad_parity import _autograd, _tensor_oracle
+from test_torch_parity import (CONV_GEOMETRIES, CHANNELS, DTYPES, SPATIAL, _explicit_pads, _operands, _per_dim,
+                               _torch_conv)
+
+CASES = [(name, n, channels, geometry, dtype)
+         for name in select.ALGORITHMS if name != "gemm_col2im"
+         for n in SPATIAL for channels in CHANNELS for geometry in CONV_GEOMETRIES for dtype in DTYPES]
+
+
+def _applicable(case):
+    name, n, channels, geometry, dtype = case
+    x, w, b, groups, params = _operands(n, channels, CONV_GEOMETRIES[geometry], DTYPES[dtype], False, 0)
+    spec = ConvSpec.build(w.shape[2:], params.get("stride", 1), params.get("padding", 0), params.get("dilation", 1),
+                          groups, params.get("padding_mode", "zeros"), ndim=n)
+    return select.ALGORITHMS[name].applies(spec, x.shape, w.shape)
+
+
+APPLICABLE = [c for c in CASES if _applicable(c)]
+
+
+@pytest.fixture
+def forced():
+    def force(name):
+        select.set_algorithm(name)
+    yield force
+    select.set_algorithm(None)
+
+
+@pytest.mark.parametrize("case", APPLICABLE, ids=["-".join(map(str, c)) for c in APPLICABLE])
+def test_forced_algorithm_matches_torch_and_reference(case, forced):
+    name, n, channels, geometry, dtype_name = case
+    dtype = DTYPES[dtype_name]
+    index = len(geometry) + n
+    x, w, b, groups, params = _operands(n, channels, CONV_GEOMETRIES[geometry], dtype, False, index)
+    forced(name)
+    want = _torch_conv(x, w, b, groups, params, n)
+    assert_matches(npconv.conv(x, w, b, groups=groups, **params), want, dtype)
+    stride, dilation = _per_dim(params.get("stride", 1), n), _per_dim(params.get("dilation", 1), n)
+    pads = _explicit_pads(params.get("padding", 0), n, w.shape[2:], stride, dilation, x.shape[2:])
+    ref = conv_reference(x, w, b, stride=stride, pads=pads, dilation=dilation, groups=groups,
+                         padding_mode=params.get("padding_mode", "zeros"))
+    assert_matches(npconv.conv(x.astype(np.float64), w.astype(np.float64), b, groups=groups, **params), ref,
+                   np.float64)
+    gy, _, gw_t, _ = _autograd(_tensor_oracle(_torch_conv), x, w, b, groups, params, n, index)
+    kwargs = {k: params[k] for k in ("stride", "padding", "dilation", "padding_mode") if k in params}
+    assert_matches(G.conv_weight(x, w.shape, gy, groups=groups, **kwargs), gw_t, dtype)
+
+
+def test_every_algorithm_is_exercised():
+    assert {c[0] for c in APPLICABLE} == set(select.ALGORITHMS) - {"gemm_col2im"}
+
+
+@pytest.mark.parametrize("k,stride,dilation,mode", [(7, 1, 1, "zeros"), (9, 2, 1, "reflect"), (5, 1, 2, "circular"),
+                                                    (31, 1, 1, "zeros")])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fft_on_large_depthwise_kernels(k, stride, dilation, mode, dtype, forced):
+    rng = np.random.default_rng(k)
+    x = rng.standard_normal((2, 6, 40, 36)).astype(dtype)
+    w = rng.standard_normal((12, 1, k, k)).astype(dtype)
+    pad = dilation * (k - 1) // 2
+    forced("fft")
+    tx, tw = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
+    padded = torch.nn.functional.pad(tx, (pad,) * 4, mode="constant" if mode == "zeros" else mode)
+    y_t = torch.nn.functional.conv2d(padded, tw, stride=stride, dilation=dilation, groups=6)
+    got = npconv.conv(x, w, stride=stride, padding=pad, dilation=dilation, groups=6, padding_mode=mode)
+    assert_matches(got, y_t, dtype)
+    gy = rng.standard_normal(got.shape).astype(dtype)
+    y_t.backward(torch.from_numpy(gy))
+    assert_matches(G.conv_weight(x, w.shape, gy, stride=stride, padding=pad, dilation=dilation, groups=6,
+                                 padding_mode=mode), tw.grad, dtype)
