@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from . import select
@@ -62,5 +64,29 @@ def compute_batched(spec: ConvSpec, x, w) -> np.ndarray:
 
 def forward(spec: ConvSpec, x, w, pads, out_spatial) -> np.ndarray:
     """Run the algorithm the planner chooses (npconv.select)."""
+    if spec.transposed and flip_and_swap_applies(spec, pads):
+        spec, w, pads = as_forward_convolution(spec, w, pads)
     name = select.choose_algorithm(spec, x.shape, w.shape, x.dtype)
     return select.ALGORITHMS[name].forward(x, w, spec, pads, out_spatial)
+
+
+def flip_and_swap_applies(spec: ConvSpec, pads) -> bool:
+    """A stride-1 transposed conv is a plain conv (so every forward algorithm serves it) when
+    its pads leave the equivalent conv's pads non-negative and the padding is zeros."""
+    return (max(spec.stride) == 1 and spec.padding_mode == "zeros" and
+            all(lo <= d * (k - 1) and hi <= d * (k - 1) for (lo, hi), k, d in
+                zip(pads, spec.kernel_size, spec.dilation)))
+
+
+def as_forward_convolution(spec: ConvSpec, w, pads):
+    """conv_transpose(x, w) = conv(x, w flipped with in/out channels swapped per group,
+    pads d*(k-1) - lo before and d*(k-1) - hi + output_padding after)."""
+    g, n = spec.groups, spec.ndim
+    c_in, c_out_g = w.shape[:2]
+    flipped = w[(slice(None), slice(None)) + (slice(None, None, -1),) * n]
+    swapped = flipped.reshape((g, c_in // g, c_out_g) + spec.kernel_size).swapaxes(1, 2)
+    weight = np.ascontiguousarray(swapped.reshape((g * c_out_g, c_in // g) + spec.kernel_size))
+    new_pads = tuple((d * (k - 1) - lo, d * (k - 1) - hi + op) for (lo, hi), k, d, op in
+                     zip(pads, spec.kernel_size, spec.dilation, spec.output_padding))
+    conv_spec = dataclasses.replace(spec, transposed=False, padding=new_pads, output_padding=(0,) * n)
+    return conv_spec, weight, new_pads
