@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from .algorithms import depthwise, fft, im2col_gemm, pointwise
+from .algorithms import depthwise, depthwise_jit, fft, im2col_gemm, pointwise
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ ALGORITHMS = {a.name: a for a in (
     Algorithm("gemm_col2im", _transposed, im2col_gemm.forward_transposed),
     Algorithm("pointwise", pointwise.applies, pointwise.forward, pointwise.weight_grad),
     Algorithm("depthwise_direct", depthwise.applies, depthwise.forward, depthwise.weight_grad),
+    Algorithm("depthwise_jit", depthwise_jit.applies, depthwise_jit.forward, depthwise_jit.weight_grad),
     Algorithm("fft", fft.applies, fft.forward, fft.weight_grad, fft.weight_grad_applies),
 )}
 
@@ -64,7 +65,8 @@ def heuristic(spec, x_shape, w_shape) -> str:
     - transposed: GEMM + col2im;
     - 1x1 without padding: pointwise GEMM on the NCHW data (no window buffer);
     - depthwise with a kernel of 25+ taps (5x5 and up) and stride 1: FFT; smaller ones:
-      direct multiply-adds per tap;
+      the compiled direct kernel where Numba is installed (1-D and 2-D), else NumPy's
+      multiply-adds per tap;
     - everything else: im2col + GEMM.
     """
     if spec.transposed:
@@ -72,7 +74,9 @@ def heuristic(spec, x_shape, w_shape) -> str:
     if pointwise.applies(spec, x_shape, w_shape):
         return "pointwise"
     if depthwise.applies(spec, x_shape, w_shape):
-        return "fft" if spec.kernel_volume >= 25 and max(spec.stride) == 1 else "depthwise_direct"
+        if spec.kernel_volume >= 25 and max(spec.stride) == 1:
+            return "fft"
+        return "depthwise_jit" if depthwise_jit.applies(spec, x_shape, w_shape) else "depthwise_direct"
     return "im2col_gemm"
 
 
