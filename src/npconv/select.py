@@ -64,17 +64,19 @@ def heuristic(spec, x_shape, w_shape) -> str:
 
     - transposed: GEMM + col2im;
     - 1x1 without padding: pointwise GEMM on the NCHW data (no window buffer);
-    - depthwise with a kernel of 25+ taps (5x5 and up) and stride 1: FFT; smaller ones:
-      the compiled direct kernel where Numba is installed (1-D and 2-D), else NumPy's
-      multiply-adds per tap;
+    - depthwise (more than one input channel) with every kernel side >= 5 and stride 1:
+      FFT (7x7: 67 -> 25 ms, 31x31: 295 -> 12 ms); smaller ones: the compiled direct
+      kernel where Numba is installed (1-D and 2-D), else NumPy's multiply-adds per tap;
+    - one input channel (audio front ends, stems) stays on im2col + GEMM: its window buffer
+      is small (C_in * k rows) and the GEMM wide (wav2vec2 conv0: 2.3x torch);
     - everything else: im2col + GEMM.
     """
     if spec.transposed:
         return "gemm_col2im"
     if pointwise.applies(spec, x_shape, w_shape):
         return "pointwise"
-    if depthwise.applies(spec, x_shape, w_shape):
-        if spec.kernel_volume >= 25 and max(spec.stride) == 1:
+    if depthwise.applies(spec, x_shape, w_shape) and x_shape[1] > 1:
+        if min(spec.kernel_size) >= 5 and max(spec.stride) == 1:
             return "fft"
         return "depthwise_jit" if depthwise_jit.applies(spec, x_shape, w_shape) else "depthwise_direct"
     return "im2col_gemm"

@@ -1,0 +1,116 @@
+"""The planner as a table of expected choices, its measuring and autotuning modes, forcing,
+the workspace cap, and the BLAS steering decision."""
+
+import json
+
+import numpy as np
+import pytest
+
+import npconv
+from npconv import select, workspace
+from npconv.algorithms import depthwise_jit
+from npconv.cpu import tune_openblas_coretype
+from npconv.spec import ConvSpec
+
+JIT = "depthwise_jit" if depthwise_jit.available() else "depthwise_direct"
+
+# (spec arguments, input shape, weight shape, expected algorithm)
+TABLE = [
+    (dict(kernel_size=(1, 1)), (8, 64, 56, 56), (256, 64, 1, 1), "pointwise"),
+    (dict(kernel_size=(1, 1), stride=2), (8, 512, 28, 28), (1024, 512, 1, 1), "pointwise"),
+    (dict(kernel_size=(1, 1), padding=1), (1, 8, 5, 5), (4, 8, 1, 1), "im2col_gemm"),
+    (dict(kernel_size=(3, 3), padding=1), (8, 64, 56, 56), (64, 64, 3, 3), "im2col_gemm"),
+    (dict(kernel_size=(3, 3), padding=1, groups=144), (8, 144, 56, 56), (144, 1, 3, 3), JIT),
+    (dict(kernel_size=(3, 3), padding=1, groups=96, stride=2), (8, 96, 112, 112), (96, 1, 3, 3), JIT),
+    (dict(kernel_size=(7, 7), padding=3, groups=96), (8, 96, 56, 56), (96, 1, 7, 7), "fft"),
+    (dict(kernel_size=(31, 31), padding=15, groups=128), (1, 128, 56, 56), (128, 1, 31, 31), "fft"),
+    (dict(kernel_size=(3, 3, 3), padding=1, groups=4), (1, 4, 8, 8, 8), (4, 1, 3, 3, 3), "depthwise_direct"),
+    (dict(kernel_size=(3, 3), padding=1, groups=32), (8, 128, 56, 56), (128, 4, 3, 3), "im2col_gemm"),
+    (dict(kernel_size=(10,), stride=5), (4, 1, 16000), (512, 1, 10), "im2col_gemm"),
+    (dict(kernel_size=(4, 4), stride=2, padding=1, transposed=True), (64, 256, 8, 8), (256, 128, 4, 4),
+     "gemm_col2im"),
+]
+
+
+@pytest.mark.parametrize("args,x_shape,w_shape,expected", TABLE, ids=[t[3] + f"-{i}" for i, t in enumerate(TABLE)])
+def test_planner_choices(args, x_shape, w_shape, expected):
+    assert select.choose_algorithm(ConvSpec.build(**args), x_shape, w_shape) == expected
+
+
+def test_measure_returns_timings_of_every_candidate():
+    spec = ConvSpec.build((5, 5), padding=2, groups=4)
+    name, timings = select.choose_algorithm(spec, (1, 4, 12, 12), (4, 1, 5, 5), measure=True)
+    assert set(timings) == set(select.candidates(spec, (1, 4, 12, 12), (4, 1, 5, 5)))
+    assert name == min(timings, key=timings.get) and all(t > 0 for t in timings.values())
+
+
+def test_autotune_times_once_and_remembers_on_disk(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(select, "_tuned", None)
+    calls = []
+    real = select.measure_candidates
+    monkeypatch.setattr(select, "measure_candidates", lambda *a, **k: calls.append(a) or real(*a, **k))
+    select.set_autotune(True)
+    try:
+        spec, shapes = ConvSpec.build((3, 3), padding=1), ((1, 4, 10, 10), (4, 4, 3, 3))
+        first = select.choose_algorithm(spec, *shapes)
+        assert select.choose_algorithm(spec, *shapes) == first and len(calls) == 1
+        stored = json.loads((tmp_path / "npconv" / "autotune.json").read_text())
+        assert list(stored.values()) == [first]
+        monkeypatch.setattr(select, "_tuned", None)  # a new process reads the file
+        assert select.choose_algorithm(spec, *shapes) == first and len(calls) == 1
+    finally:
+        select.set_autotune(False)
+
+
+def test_forcing_an_algorithm(rng):
+    x, w = rng.standard_normal((1, 4, 9, 9)), rng.standard_normal((4, 1, 3, 3))
+    expected = npconv.conv(x, w, padding=1, groups=4)
+    try:
+        for name in ("fft", "im2col_gemm", "depthwise_direct"):
+            select.set_algorithm(name)
+            np.testing.assert_allclose(npconv.conv(x, w, padding=1, groups=4), expected, rtol=1e-12, atol=1e-12)
+        select.set_algorithm("pointwise")  # does not apply to 3x3: the planner's choice stands
+        assert select.choose_algorithm(ConvSpec.build((3, 3), padding=1, groups=4), x.shape, w.shape) != "pointwise"
+    finally:
+        select.set_algorithm(None)
+    with pytest.raises(ValueError, match="unknown algorithm 'magic'"):
+        select.set_algorithm("magic")
+
+
+def test_workspace_cap_holds_for_a_c3d_sized_layer(monkeypatch):
+    """The window buffer of one C3D clip is 347 MB; chunks keep every buffer under the cap."""
+    from npconv.algorithms import im2col_gemm
+    sizes = []
+    real = im2col_gemm.im2col
+    monkeypatch.setattr(im2col_gemm, "im2col", lambda *a, **k: sizes.append(real(*a, **k).nbytes) or real(*a, **k))
+    monkeypatch.setattr(im2col_gemm, "CHUNK_TARGET_BYTES", 2**40)  # only the cap limits the chunks
+    previous = workspace.set_workspace_limit(2 * 2**20)
+    try:
+        x = np.ones((1, 16, 8, 20, 20), np.float32)
+        w = np.ones((8, 16, 3, 3, 3), np.float32)
+        y = npconv.conv(x, w, padding=1)
+    finally:
+        workspace.set_workspace_limit(previous)
+    assert max(sizes) <= 2 * 2**20 < 16 * 27 * 8 * 400 * 4 and y[0, 0, 3, 10, 10] == 16 * 27
+
+
+def test_workspace_limit_refuses_nonsense():
+    with pytest.raises(ValueError, match="at least 1 MiB"):
+        workspace.set_workspace_limit(10)
+
+
+@pytest.mark.parametrize("environ,vendor,flags,expected", [
+    ({}, "AuthenticAMD", {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"}, "SKYLAKEX"),
+    ({}, "AuthenticAMD", {"avx2", "fma"}, None),
+    ({}, "GenuineIntel", {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"}, None),
+    ({"OPENBLAS_CORETYPE": "Haswell"}, "AuthenticAMD", {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"},
+     None),
+    ({"NPCONV_KEEP_BLAS": "1"}, "AuthenticAMD", {"avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"}, None),
+])
+def test_openblas_steering_decision(monkeypatch, environ, vendor, flags, expected):
+    import npconv.cpu
+    monkeypatch.setattr(npconv.cpu, "cpu_flags", lambda: (vendor, flags))
+    environ = dict(environ)
+    assert tune_openblas_coretype(environ) == expected
+    assert environ.get("OPENBLAS_CORETYPE") == (expected or environ.get("OPENBLAS_CORETYPE"))
