@@ -153,6 +153,7 @@ def main(argv=None) -> None:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(dict(threads=threads, torch=torch.__version__,
                                                numpy=np.__version__, rows=results), indent=2))
+    print(f"\nwrote {args.json} and {draw_chart(results, Path(args.json).with_suffix('.png'))}")
 
 
 def print_table(results, threads, label) -> None:
@@ -165,6 +166,31 @@ def print_table(results, threads, label) -> None:
               f"{t['speedup']:>7.2f}x {t['npconv_gflops']:>8.1f} {r['max_rel_error']:>9.1e}")
     geo = math.exp(statistics.mean(math.log(r[label]["speedup"]) for r in results))
     print(f"geometric-mean speedup {geo:.2f}x, min {min(r[label]['speedup'] for r in results):.2f}x")
+
+
+def draw_chart(results, path: Path) -> Path:
+    """Bar chart of the speedups (log scale), forward and forward + backward, with 1x marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r['row']} {r['name']}" for r in results]
+    y = np.arange(len(results))
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(results) + 1.5))
+    for offset, label, color in ((-0.2, "forward", "#3b75af"), (0.2, "forward_backward", "#ef8636")):
+        ax.barh(y + offset, [r[label]["speedup"] for r in results], height=0.38, color=color,
+                label=label.replace("_", " + "))
+    ax.axvline(1.0, color="black", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("speedup over torch 2.13 CPU (torch time / npconv time, log scale; > 1: npconv faster)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 if __name__ == "__main__":
