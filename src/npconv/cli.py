@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  npconv demo\n  npconv demo --epochs 10 --picture /tmp/digits.png\n"
                "  npconv demo --no-training",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    demo_parser.add_argument("--epochs", type=int, default=25, help="training epochs (default 25)")
+    demo_parser.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
     demo_parser.add_argument("--picture", default="digits_cnn.png",
                              help="where to write the PNG of filters and mistakes (default digits_cnn.png)")
     demo_parser.add_argument("--no-training", action="store_true", help="only the worked examples")

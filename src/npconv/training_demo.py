@@ -51,7 +51,7 @@ def predict(model: nn.Sequential, images: np.ndarray, batch: int = 256) -> np.nd
     return np.concatenate([model(images[i:i + batch]).argmax(axis=1) for i in range(0, len(images), batch)])
 
 
-def train(epochs: int = 25, batch: int = 32, lr: float = 3e-3, seed: int = 0, progress: bool = True):
+def train(epochs: int = 30, batch: int = 32, lr: float = 3e-3, seed: int = 0, progress: bool = True):
     """Train with Adam on mini-batches; returns (model, (x_test, y_test))."""
     from tqdm import tqdm
 
@@ -104,7 +104,7 @@ def save_picture(model, x_test, y_test, predicted, path: Path) -> Path:
     return path
 
 
-def run(epochs: int = 25, picture: Path | None = Path("digits_cnn.png"), progress: bool = True) -> TrainingResult:
+def run(epochs: int = 30, picture: Path | None = Path("digits_cnn.png"), progress: bool = True) -> TrainingResult:
     start = time.perf_counter()
     model, (x_test, y_test) = train(epochs=epochs, progress=progress)
     seconds = time.perf_counter() - start
