@@ -35,12 +35,3 @@ def gemm(a, b, out):
         routine(1.0, b.T, a.T, beta=0.0, c=out.T, overwrite_c=1)
         return out
     return np.matmul(a, b, out=out)
-
-
-def batched_gemm(a, b, out):
-    """out[i] = a[i] @ b[i] over matching leading dims (a may broadcast over them)."""
-    lead = out.shape[:-2]
-    a = a if a.shape[:-2] == lead else np.broadcast_to(a, lead + a.shape[-2:])
-    for index in np.ndindex(*lead):
-        gemm(a[index], b[index], out[index])
-    return out
