@@ -124,3 +124,12 @@ def col2im(cols: np.ndarray, image_spatial, stride, dilation, pads, mode="zeros"
             block = block.sum(axis=still, keepdims=True)
         out[lead + tuple(run.source for run in runs)] += block
     return out
+
+
+NUMPY_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def padded_copy(x: np.ndarray, pads, mode: str) -> np.ndarray:
+    """(N, C, *in) padded by (lo, hi) per spatial dim in ``mode``: for the algorithms that need
+    the padded block itself (FFT, direct depthwise), not windows of it."""
+    return np.pad(x, [(0, 0), (0, 0), *pads], mode=NUMPY_PAD_MODES[mode])

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .reference import NUMPY_PAD_MODES
+from ..windows import padded_copy
 
 BLOCK_BYTES = 512 * 2**10
 
@@ -29,10 +29,6 @@ def _blocks(n, c, bytes_per_plane):
             yield slice(i, i + 1), slice(start, min(start + per_block, c))
 
 
-def _padded(x_block, spec, pads):
-    return np.pad(x_block, [(0, 0), (0, 0), *pads], mode=NUMPY_PAD_MODES[spec.padding_mode])
-
-
 def _tap_view(padded, tap, spec, out_spatial):
     return padded[(slice(None), slice(None)) + tuple(
         slice(t * d, t * d + s * (o - 1) + 1, s) for t, d, s, o in zip(tap, spec.dilation, spec.stride, out_spatial))]
@@ -45,7 +41,7 @@ def forward(x, w, spec, pads, out_spatial) -> np.ndarray:
     out = np.empty((n, c, m) + tuple(out_spatial), x.dtype)
     plane = math.prod(i + lo + hi for i, (lo, hi) in zip(x.shape[2:], pads)) * x.itemsize
     for images, channels in _blocks(n, c, plane):
-        padded = _padded(x[images, channels], spec, pads)
+        padded = padded_copy(x[images, channels], pads, spec.padding_mode)
         acc = np.zeros((1, padded.shape[1], m) + tuple(out_spatial), x.dtype)
         scratch = np.empty_like(acc)
         for tap in np.ndindex(*spec.kernel_size):
@@ -64,7 +60,7 @@ def weight_grad(x, gy, spec, pads) -> np.ndarray:
     gw = np.zeros((c, m) + spec.kernel_size, x.dtype)
     plane = math.prod(i + lo + hi for i, (lo, hi) in zip(x.shape[2:], pads)) * x.itemsize
     for images, channels in _blocks(n, c, plane):
-        padded = _padded(x[images, channels], spec, pads)
+        padded = padded_copy(x[images, channels], pads, spec.padding_mode)
         g_block = grads[images, channels]
         dims = "xyz"[:spec.ndim]
         for tap in np.ndindex(*spec.kernel_size):

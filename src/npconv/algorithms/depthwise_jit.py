@@ -14,7 +14,7 @@ import functools
 
 import numpy as np
 
-from .reference import NUMPY_PAD_MODES
+from ..windows import padded_copy
 
 try:
     import numba
@@ -104,7 +104,7 @@ def _kernels():
 def _as_2d(x, spec, pads, w=None):
     """(x, w, lo_h, lo_w, stride, dilation) in 2-D form, padding modes other than zeros applied."""
     if spec.padding_mode != "zeros":
-        x = np.pad(x, [(0, 0), (0, 0), *pads], mode=NUMPY_PAD_MODES[spec.padding_mode])
+        x = padded_copy(x, pads, spec.padding_mode)
         pads = ((0, 0),) * spec.ndim
     stride, dilation = spec.stride, spec.dilation
     if spec.ndim == 1:

@@ -18,7 +18,7 @@ import os
 import numpy as np
 import scipy.fft as sfft
 
-from ..algorithms.reference import NUMPY_PAD_MODES
+from ..windows import padded_copy
 
 
 def applies(spec, x_shape, w_shape) -> bool:
@@ -40,7 +40,7 @@ def _dilated_kernel(w, spec) -> np.ndarray:
 def _geometry(x, spec, pads):
     """(input to transform, its low pads still to apply as a rotation, FFT lengths)."""
     if spec.padding_mode != "zeros":
-        x = np.pad(x, [(0, 0), (0, 0), *pads], mode=NUMPY_PAD_MODES[spec.padding_mode])
+        x = padded_copy(x, pads, spec.padding_mode)
         lows = (0,) * spec.ndim
         sizes = x.shape[2:]
     else:
