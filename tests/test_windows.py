@@ -54,3 +54,17 @@ def test_col2im_is_the_adjoint_of_im2col_in_every_mode(rng, mode, kernel, out):
     other = rng.standard_normal(cols.shape)
     back = col2im(other, x.shape[2:], args[1], args[2], args[3], mode)
     assert np.isclose(np.vdot(cols, other), np.vdot(x, back), rtol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+def test_reads_past_end_are_zeros_in_every_mode(rng, mode):
+    """Windows overhanging the padded input (Winograd's last tiles) read zeros past ``ends``."""
+    x = rng.standard_normal((1, 2, 7, 6))
+    pads, kernel, stride, out = ((1, 1), (1, 1)), (6, 6), (4, 4), (2, 2)
+    cols = im2col(x, kernel, stride, (1, 1), pads, out, mode, ends=(8, 7))
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1 + 4), (1, 1 + 4)), mode=NUMPY_PAD_MODES[mode])
+    padded[:, :, 9:] = 0
+    padded[:, :, :, 8:] = 0
+    for t in np.ndindex(*kernel):
+        for o in np.ndindex(*out):
+            assert cols[(0, slice(None)) + t + o].tolist() == padded[0, :, o[0] * 4 + t[0], o[1] * 4 + t[1]].tolist()

@@ -43,19 +43,27 @@ def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def tap_runs(size: int, n_out: int, lo: int, stride: int, offset: int, mode: str) -> list[Run]:
-    """Runs of one tap along one dim: output o reads source index o * stride + offset - lo."""
+def tap_runs(size: int, n_out: int, lo: int, stride: int, offset: int, mode: str,
+             end: int | None = None) -> list[Run]:
+    """Runs of one tap along one dim: output o reads source index o * stride + offset - lo.
+
+    Source indices at or past ``end`` (default: never) read zeros whatever the mode: windows
+    that overhang the padded input (Winograd's last tiles) see zeros there.
+    """
     first = offset - lo  # source index read by output 0
     o_in = min(max(_ceil_div(-first, stride), 0), n_out)  # first output inside the input
     o_out = min(max(_ceil_div(size - first, stride), o_in), n_out)  # first output past it
+    o_end = n_out if end is None else min(max(_ceil_div(end - first, stride), o_out), n_out)
     runs = []
     if o_in > 0:
         runs.append(_border_run(slice(0, o_in), first, stride, size, mode, left=True))
     if o_out > o_in:
         runs.append(Run(slice(o_in, o_out), first + o_in * stride, stride, o_out - o_in))
-    if n_out > o_out:
-        runs.append(_border_run(slice(o_out, n_out), first + o_out * stride, stride, size, mode,
+    if o_end > o_out:
+        runs.append(_border_run(slice(o_out, o_end), first + o_out * stride, stride, size, mode,
                                 left=False))
+    if n_out > o_end:
+        runs.append(Run(slice(o_end, n_out), None, 0, n_out - o_end))
     return runs
 
 
@@ -72,7 +80,7 @@ def _border_run(dest: slice, p: int, stride: int, size: int, mode: str, left: bo
     return Run(dest, -p if left else 2 * (size - 1) - p, -stride, length)
 
 
-def window_blocks(in_spatial, out_spatial, pads, stride, dilation, kernel_size, mode):
+def window_blocks(in_spatial, out_spatial, pads, stride, dilation, kernel_size, mode, ends=None):
     """Yield (dest index into the (*kernel, *out) axes, runs) for every block of the windows.
 
     ``cols[*t, *o]`` reads padded position ``o * stride + t * dilation``; the relation is
@@ -83,21 +91,26 @@ def window_blocks(in_spatial, out_spatial, pads, stride, dilation, kernel_size, 
     by_tap = math.prod(kernel_size) <= math.prod(out_spatial)
     outer, inner = (kernel_size, out_spatial) if by_tap else (out_spatial, kernel_size)
     outer_step, inner_step = (dilation, stride) if by_tap else (stride, dilation)
+    ends = ends or (None,) * len(in_spatial)
     for fixed in np.ndindex(*outer):
-        per_dim = [tap_runs(size, count, lo, step, f * f_step, mode) for size, count, (lo, _), step, f, f_step in
-                   zip(in_spatial, inner, pads, inner_step, fixed, outer_step)]
+        per_dim = [tap_runs(size, count, lo, step, f * f_step, mode, end) for size, count, (lo, _), step, f, f_step, end
+                   in zip(in_spatial, inner, pads, inner_step, fixed, outer_step, ends)]
         for combo in itertools.product(*per_dim):
             spans = tuple(run.dest for run in combo)
             yield (fixed + spans if by_tap else spans + fixed), combo
 
 
 def im2col(x: np.ndarray, kernel_size, stride, dilation, pads, out_spatial, mode="zeros",
-           out: np.ndarray | None = None) -> np.ndarray:
-    """(N, C, *in) -> (N, C, *kernel_size, *out_spatial), padding gathered, never copied."""
+           out: np.ndarray | None = None, ends=None) -> np.ndarray:
+    """(N, C, *in) -> (N, C, *kernel_size, *out_spatial), padding gathered, never copied.
+
+    ``out`` may be any view of that shape (a transposed buffer, for one); ``ends``: per dim,
+    the source index from which everything reads as zero (see :func:`tap_runs`).
+    """
     lead = (slice(None), slice(None))
     if out is None:
         out = np.empty(x.shape[:2] + tuple(kernel_size) + tuple(out_spatial), dtype=x.dtype)
-    for dest, runs in window_blocks(x.shape[2:], out_spatial, pads, stride, dilation, kernel_size, mode):
+    for dest, runs in window_blocks(x.shape[2:], out_spatial, pads, stride, dilation, kernel_size, mode, ends):
         if any(run.start is None for run in runs):
             out[lead + dest] = 0
         else:
