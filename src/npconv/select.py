@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from .algorithms import depthwise, depthwise_jit, fft, im2col_gemm, pointwise
+from .algorithms import depthwise, depthwise_jit, fft, im2col_gemm, pointwise, winograd
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,8 @@ ALGORITHMS = {a.name: a for a in (
     Algorithm("depthwise_direct", depthwise.applies, depthwise.forward, depthwise.weight_grad),
     Algorithm("depthwise_jit", depthwise_jit.applies, depthwise_jit.forward, depthwise_jit.weight_grad),
     Algorithm("fft", fft.applies, fft.forward, fft.weight_grad, fft.weight_grad_applies),
+    Algorithm("winograd_f2", winograd.applies, winograd.forward_f2),
+    Algorithm("winograd_f4", winograd.applies_f4, winograd.forward_f4),
 )}
 
 _forced: str | None = None
@@ -60,15 +62,19 @@ def candidates(spec, x_shape, w_shape) -> list[str]:
 
 
 def heuristic(spec, x_shape, w_shape) -> str:
-    """The measured rules (2-core Zen 5 machine, float32; see the README's benchmark):
+    """The measured rules (2-core Zen 5 machine, float32, OpenBLAS on AVX2; see the README):
 
-    - transposed: GEMM + col2im;
+    - transposed: GEMM + col2im (stride 1 never gets here: it runs as a forward conv);
     - 1x1 without padding: pointwise GEMM on the NCHW data (no window buffer);
-    - depthwise (more than one input channel) with every kernel side >= 5 and stride 1:
-      FFT (7x7: 67 -> 25 ms, 31x31: 295 -> 12 ms); smaller ones: the compiled direct
-      kernel where Numba is installed (1-D and 2-D), else NumPy's multiply-adds per tap;
+    - depthwise (more than one input channel): the compiled channel-block kernel where Numba is
+      installed (1-D and 2-D) for kernels up to 7 (ConvNeXt 7x7: 34 ms FFT -> 5 ms), FFT for
+      larger ones at stride 1 (RepLKNet 31x31: 5 ms FFT, 14 ms compiled) and, without Numba,
+      from 5 up; NumPy's multiply-add per tap otherwise;
+    - dense 3x3 stride 1 with at least 32 channels per group on both sides, 2-D or 3-D:
+      Winograd, F(4, 3) on 2-D maps of 24 or more (C64 56x56: 1.5 ms vs 1.7 im2col),
+      F(2, 3) on 12 to 23 and in 3-D (C3D: 107 ms vs 143 ms);
     - one input channel (audio front ends, stems) stays on im2col + GEMM: its window buffer
-      is small (C_in * k rows) and the GEMM wide (wav2vec2 conv0: 2.3x torch);
+      is small (C_in * k rows) and the GEMM wide (wav2vec2 conv0: 1.5-2x torch);
     - everything else: im2col + GEMM.
     """
     if spec.transposed:
@@ -76,10 +82,26 @@ def heuristic(spec, x_shape, w_shape) -> str:
     if pointwise.applies(spec, x_shape, w_shape):
         return "pointwise"
     if depthwise.applies(spec, x_shape, w_shape) and x_shape[1] > 1:
-        if min(spec.kernel_size) >= 5 and max(spec.stride) == 1:
-            return "fft"
-        return "depthwise_jit" if depthwise_jit.applies(spec, x_shape, w_shape) else "depthwise_direct"
+        return _depthwise_choice(spec, x_shape, w_shape)
+    if winograd.applies(spec, x_shape, w_shape):
+        return _winograd_choice(spec, x_shape, w_shape)
     return "im2col_gemm"
+
+
+def _depthwise_choice(spec, x_shape, w_shape) -> str:
+    jit = depthwise_jit.applies(spec, x_shape, w_shape)
+    large = min(spec.kernel_size) >= (9 if jit else 5)
+    if large and max(spec.stride) == 1:
+        return "fft"
+    return "depthwise_jit" if jit else "depthwise_direct"
+
+
+def _winograd_choice(spec, x_shape, w_shape) -> str:
+    per_group_in, per_group_out = w_shape[1], w_shape[0] // spec.groups
+    smallest = min(spec.out_spatial(x_shape[2:]))
+    if spec.ndim < 2 or min(per_group_in, per_group_out) < 32 or smallest < 12:
+        return "im2col_gemm"
+    return "winograd_f4" if spec.ndim == 2 and smallest >= 24 else "winograd_f2"
 
 
 def choose_algorithm(spec, input_shape, weight_shape, dtype=np.float32, threads: int | None = None,
