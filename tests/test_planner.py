@@ -1,6 +1,7 @@
 """The planner as a table of expected choices, its measuring and autotuning modes, forcing,
 the workspace cap, and the BLAS steering decision."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -122,3 +123,37 @@ def test_openblas_steering_decision(monkeypatch, environ, vendor, flags, expecte
     environ = dict(environ)
     assert tune_openblas_coretype(environ) == expected
     assert environ.get("OPENBLAS_CORETYPE") == (expected or environ.get("OPENBLAS_CORETYPE"))
+
+
+def test_thread_cap_reaches_blas_and_numba_and_keeps_the_numbers(rng, monkeypatch):
+    from threadpoolctl import threadpool_info
+
+    seen = []
+    real = select.ALGORITHMS["im2col_gemm"].forward
+
+    def spy(*args):
+        seen.append({lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"})
+        return real(*args)
+
+    monkeypatch.setitem(select.ALGORITHMS, "im2col_gemm", dataclasses.replace(select.ALGORITHMS["im2col_gemm"],
+                                                                               forward=spy))
+    x, w = rng.standard_normal((2, 3, 9, 9)), rng.standard_normal((4, 3, 3, 3))
+    expected = npconv.conv(x, w, stride=2)
+    assert npconv.set_num_threads(1) is None
+    try:
+        assert npconv.get_num_threads() == 1
+        np.testing.assert_array_equal(npconv.conv(x, w, stride=2), expected)
+        assert seen[-1] == {1}
+        name, timings = npconv.choose_algorithm(ConvSpec.build((3, 3), stride=2), x.shape, w.shape, threads=1,
+                                                measure=True)
+        assert name in timings
+    finally:
+        npconv.set_num_threads(None)
+    for bad in (0, -2, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="positive int"):
+            npconv.set_num_threads(bad)
+
+
+def test_top_level_names():
+    for name in ("choose_algorithm", "set_algorithm", "set_autotune", "set_workspace_limit", "set_num_threads"):
+        assert callable(getattr(npconv, name))

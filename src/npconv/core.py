@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from . import select
+from . import select, threads
 from .arrays import as_real_array, compute_dtypes
 from .spec import ConvSpec, check_input_rank, check_operands
 
@@ -67,7 +67,8 @@ def forward(spec: ConvSpec, x, w, pads, out_spatial) -> np.ndarray:
     if spec.transposed and flip_and_swap_applies(spec, pads):
         spec, w, pads = as_forward_convolution(spec, w, pads)
     name = select.choose_algorithm(spec, x.shape, w.shape, x.dtype)
-    return select.ALGORITHMS[name].forward(x, w, spec, pads, out_spatial)
+    with threads.limited():
+        return select.ALGORITHMS[name].forward(x, w, spec, pads, out_spatial)
 
 
 def flip_and_swap_applies(spec: ConvSpec, pads) -> bool:

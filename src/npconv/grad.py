@@ -32,7 +32,7 @@ import dataclasses
 
 import numpy as np
 
-from . import core, select
+from . import core, select, threads
 from .arrays import as_real_array, compute_dtypes
 from .spec import ConvSpec, check_input_rank
 
@@ -65,7 +65,8 @@ def weight_grad(spec: ConvSpec, x, gy, kernel_size) -> np.ndarray:
                            gy, x, kernel_size)
     w_shape = (gy.shape[1], x.shape[1] // spec.groups) + tuple(kernel_size)
     algorithm = select.weight_grad_algorithm(spec, x.shape, w_shape)
-    return algorithm.weight_grad(x, gy, spec, spec.pads(x.shape[2:]))
+    with threads.limited():
+        return algorithm.weight_grad(x, gy, spec, spec.pads(x.shape[2:]))
 
 
 def weight_grad_as_convolution(spec: ConvSpec, x, gy, kernel_size) -> np.ndarray:

@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import threads as thread_control
 from .algorithms import depthwise, depthwise_jit, fft, im2col_gemm, pointwise, winograd
 
 
@@ -118,14 +119,21 @@ def choose_algorithm(spec, input_shape, weight_shape, dtype=np.float32, threads:
     if _forced is not None and _forced in allowed:
         return _forced
     if measure:
-        timings = measure_candidates(spec, input_shape, weight_shape, dtype)
+        timings = measure_candidates(spec, input_shape, weight_shape, dtype, threads)
         return min(timings, key=timings.get), timings
     if _autotune:
         return _tuned_choice(spec, input_shape, weight_shape, dtype, threads)
     return heuristic(spec, input_shape, weight_shape)
 
 
-def measure_candidates(spec, input_shape, weight_shape, dtype, repeats: int = 3) -> dict[str, float]:
+def measure_candidates(spec, input_shape, weight_shape, dtype, threads: int | None = None,
+                       repeats: int = 3) -> dict[str, float]:
+    """{name: best of ``repeats`` seconds} for every candidate, with ``threads`` threads."""
+    with thread_control.limited(threads):
+        return _timings(spec, input_shape, weight_shape, dtype, repeats)
+
+
+def _timings(spec, input_shape, weight_shape, dtype, repeats) -> dict[str, float]:
     rng = np.random.default_rng(0)
     x = rng.standard_normal(input_shape).astype(dtype)
     w = rng.standard_normal(weight_shape).astype(dtype)
@@ -164,7 +172,7 @@ def cache_path() -> Path:
 
 def _key(spec, input_shape, weight_shape, dtype, threads) -> str:
     return json.dumps([repr(spec), list(input_shape), list(weight_shape), np.dtype(dtype).name,
-                       threads or os.cpu_count()])
+                       threads or thread_control.get_num_threads()])
 
 
 def _tuned_choice(spec, input_shape, weight_shape, dtype, threads) -> str:
@@ -176,7 +184,7 @@ def _tuned_choice(spec, input_shape, weight_shape, dtype, threads) -> str:
             _tuned = {}
     key = _key(spec, input_shape, weight_shape, dtype, threads)
     if _tuned.get(key) not in candidates(spec, input_shape, weight_shape):
-        timings = measure_candidates(spec, input_shape, weight_shape, dtype)
+        timings = measure_candidates(spec, input_shape, weight_shape, dtype, threads)
         _tuned[key] = min(timings, key=timings.get)
         try:
             cache_path().parent.mkdir(parents=True, exist_ok=True)

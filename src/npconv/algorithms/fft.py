@@ -13,11 +13,11 @@ Cost grows with ``in log in`` and not with the kernel, so it wins for large kern
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import scipy.fft as sfft
 
+from .. import threads
 from ..windows import padded_copy
 
 
@@ -26,7 +26,7 @@ def applies(spec, x_shape, w_shape) -> bool:
 
 
 def _workers() -> int:
-    return os.cpu_count() or 1
+    return threads.get_num_threads()
 
 
 def _dilated_kernel(w, spec) -> np.ndarray:
