@@ -18,6 +18,7 @@ import math
 import os
 import statistics
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +120,28 @@ def time_pair(npconv_call, torch_call, repeats: int, block: int):
     return statistics.median(ours), statistics.median(theirs), statistics.median(ratios)
 
 
+def chosen_algorithm(row) -> str:
+    """The planner's choice for the row's forward pass (stride-1 transposed rows run as a conv)."""
+    forward, *_ = make_case(row)
+    seen = []
+    real = npconv.select.choose_algorithm
+    npconv.select.choose_algorithm = lambda *a, **k: seen.append(real(*a, **k)) or seen[-1]
+    try:
+        forward()
+    finally:
+        npconv.select.choose_algorithm = real
+    return seen[-1]
+
+
+def peak_workspace_mib(npconv_call) -> float:
+    """Peak memory NumPy allocates during one forward call beyond its result (tracemalloc)."""
+    tracemalloc.start()
+    result = npconv_call()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return max(peak - result.nbytes, 0) / 2**20
+
+
 def max_error(npconv_call, torch_call) -> float:
     got = npconv_call()
     with torch.no_grad():
@@ -140,7 +163,8 @@ def main(argv=None) -> None:
     results = []
     for row in tqdm(rows, desc="layers", unit="layer"):
         forward, torch_forward, forward_backward, torch_forward_backward, flops = make_case(row)
-        result = dict(row=row[0], name=row[1], max_rel_error=max_error(forward, torch_forward))
+        result = dict(row=row[0], name=row[1], max_rel_error=max_error(forward, torch_forward),
+                      algorithm=chosen_algorithm(row), workspace_mib=peak_workspace_mib(forward))
         for label, ours, theirs, work in (("forward", forward, torch_forward, flops),
                                           ("forward_backward", forward_backward, torch_forward_backward, 3 * flops)):
             with torch.set_grad_enabled(label != "forward"):
@@ -159,11 +183,13 @@ def main(argv=None) -> None:
 def print_table(results, threads, label) -> None:
     print(f"\n{label.replace('_', ' + ')}, float32 unless noted, {threads} threads; "
           f"speedup = torch time / npconv time")
-    print(f"{'#':>3} {'layer':<26} {'npconv ms':>10} {'torch ms':>9} {'speedup':>8} {'GFLOP/s':>8} {'max err':>9}")
+    print(f"{'#':>3} {'layer':<26} {'npconv ms':>10} {'torch ms':>9} {'speedup':>8} {'GFLOP/s':>8} {'max err':>9} "
+          f"{'algorithm':<16} {'workspace':>9}")
     for r in results:
         t = r[label]
         print(f"{r['row']:>3} {r['name']:<26} {t['npconv_ms']:>10.2f} {t['torch_ms']:>9.2f} "
-              f"{t['speedup']:>7.2f}x {t['npconv_gflops']:>8.1f} {r['max_rel_error']:>9.1e}")
+              f"{t['speedup']:>7.2f}x {t['npconv_gflops']:>8.1f} {r['max_rel_error']:>9.1e} "
+              f"{r['algorithm']:<16} {r['workspace_mib']:>6.1f} MiB")
     geo = math.exp(statistics.mean(math.log(r[label]["speedup"]) for r in results))
     print(f"geometric-mean speedup {geo:.2f}x, min {min(r[label]['speedup'] for r in results):.2f}x")
 
