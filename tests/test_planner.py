@@ -157,3 +157,14 @@ def test_thread_cap_reaches_blas_and_numba_and_keeps_the_numbers(rng, monkeypatc
 def test_top_level_names():
     for name in ("choose_algorithm", "set_algorithm", "set_autotune", "set_workspace_limit", "set_num_threads"):
         assert callable(getattr(npconv, name))
+
+
+def test_scratch_buffers_are_reused_per_name_and_grown_on_demand():
+    small = workspace.scratch("test", (4, 5), np.float32)
+    again = workspace.scratch("test", (2, 3), np.float64)
+    assert np.shares_memory(small, again) and again.shape == (2, 3) and again.dtype == np.float64
+    other = workspace.scratch("test other", (4, 5), np.float32)
+    assert not np.shares_memory(small, other)
+    large = workspace.scratch("test", (1000,), np.float64)
+    assert large.shape == (1000,) and not np.shares_memory(small, large)
+    workspace.release()

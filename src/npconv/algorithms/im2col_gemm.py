@@ -60,11 +60,12 @@ def forward(x, w, spec, pads, out_spatial) -> np.ndarray:
     w_grouped = np.ascontiguousarray(w.reshape(g, c_out // g, (c_in // g) * k))
     out = np.empty((n, c_out) + tuple(out_spatial), dtype=x.dtype)
     for images, rows in chunks(n, out_spatial, c_in * k * rest * x.itemsize):
-        cols = _windows(x[images], spec, pads, out_spatial, rows)
-        count, length = cols.shape[0], (rows.stop - rows.start) * rest
-        cols = cols.reshape(count, g, (c_in // g) * k, length)
+        count, chunk_out = images.stop - images.start, (rows.stop - rows.start,) + tuple(out_spatial[1:])
+        length = math.prod(chunk_out)
+        buffer = workspace.scratch("im2col windows", (count, c_in) + spec.kernel_size + chunk_out, x.dtype)
+        cols = _windows(x[images], spec, pads, out_spatial, rows, buffer).reshape(count, g, (c_in // g) * k, length)
         whole_rows = rows.stop - rows.start == out_spatial[0]
-        target = np.empty((count, g, c_out // g, length), x.dtype) if not whole_rows else \
+        target = workspace.scratch("im2col rows", (count, g, c_out // g, length), x.dtype) if not whole_rows else \
             out[images].reshape(count, g, c_out // g, length)
         for i in range(count):
             for j in range(g):
@@ -103,9 +104,10 @@ def weight_grad(x, gy, spec, pads) -> np.ndarray:
     gw = np.zeros((g, c_out // g, (c_in // g) * k), dtype=x.dtype)
     part = np.empty_like(gw[0])
     for images, rows in chunks(n, out_spatial, c_in * k * rest * x.itemsize):
-        cols = _windows(x[images], spec, pads, out_spatial, rows)
-        count, length = cols.shape[0], (rows.stop - rows.start) * rest
-        cols = cols.reshape(count, g, (c_in // g) * k, length)
+        count, length = images.stop - images.start, (rows.stop - rows.start) * rest
+        buffer = workspace.scratch("im2col windows", (count, c_in) + spec.kernel_size +
+                                   ((rows.stop - rows.start),) + tuple(out_spatial[1:]), x.dtype)
+        cols = _windows(x[images], spec, pads, out_spatial, rows, buffer).reshape(count, g, (c_in // g) * k, length)
         grads = np.ascontiguousarray(gy[images, :, rows]).reshape(count, g, c_out // g, length)
         for i in range(count):
             for j in range(g):

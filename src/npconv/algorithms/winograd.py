@@ -119,14 +119,16 @@ def forward(x, w, spec, pads, out_spatial, m: int = 4) -> np.ndarray:
     for images, rows in _tile_chunks(nd, tiles, c_in * a ** n * rest * x.itemsize):
         count, chunk_tiles = images.stop - images.start, (rows.stop - rows.start,) + tiles[1:]
         length = count * math.prod(chunk_tiles)
-        gathered = np.empty((a ** n, c_in, count) + chunk_tiles, x.dtype)
+        gathered = workspace.scratch("winograd tiles", (a ** n, c_in, count) + chunk_tiles, x.dtype)
         view = gathered.reshape((a,) * n + (c_in, count) + chunk_tiles)
         view = np.moveaxis(view, (n, n + 1), (1, 0))  # (N, C, *a, *tiles) over the (a^n, C, N, tiles) buffer
         shifted = ((pads[0][0] - rows.start * m, pads[0][1]),) + tuple(pads[1:])
         im2col(x[images], (a,) * n, (m,) * n, (1,) * n, shifted, chunk_tiles, spec.padding_mode, view, ends)
-        v = (in_kron @ gathered.reshape(a ** n, -1)).reshape(a ** n, g, c_in // g, length)
-        product = np.matmul(u, v)  # (a^n, G, C_out/G, tiles)
-        y = (out_kron @ product.reshape(a ** n, -1)).reshape((m,) * n + (c_out, count) + chunk_tiles)
+        v = np.matmul(in_kron, gathered.reshape(a ** n, -1), out=workspace.scratch("winograd v", (a ** n, c_in * length), x.dtype))
+        product = np.matmul(u, v.reshape(a ** n, g, c_in // g, length),
+                            out=workspace.scratch("winograd product", (a ** n, g, c_out // g, length), x.dtype))
+        y = np.matmul(out_kron, product.reshape(a ** n, -1), out=workspace.scratch("winograd y", (m ** n, c_out * length), x.dtype))
+        y = y.reshape((m,) * n + (c_out, count) + chunk_tiles)
         _scatter(y, out, images, rows, m, n)
     return out
 
@@ -136,7 +138,9 @@ def _scatter(y, out, images, rows, m, n):
     count, c_out, tiles = y.shape[n + 1], y.shape[n], y.shape[n + 2:]
     # (N, C_out, tile0, m0, tile1, m1, ...)
     order = (n + 1, n) + tuple(axis for d in range(n) for axis in (n + 2 + d, d))
-    blocks = y.transpose(order).reshape((count, c_out) + tuple(t * m for t in tiles))
+    blocks = workspace.scratch("winograd blocks", (count, c_out) + tuple(t * m for t in tiles), y.dtype)
+    blocks.reshape([(count, c_out)[i] if i < 2 else y.shape[order[i]] for i in range(len(order))])[...] = \
+        y.transpose(order)
     start = rows.start * m
     target = out[images]
     sizes = (min(blocks.shape[2], out.shape[2] - start),) + tuple(out.shape[3:])
