@@ -134,7 +134,9 @@ def chosen_algorithm(row) -> str:
 
 
 def peak_workspace_mib(npconv_call) -> float:
-    """Peak memory NumPy allocates during one forward call beyond its result (tracemalloc)."""
+    """Peak memory NumPy allocates during one forward call beyond its result (tracemalloc),
+    the scratch buffers npconv keeps between calls included (released first)."""
+    npconv.workspace.release()
     tracemalloc.start()
     result = npconv_call()
     peak = tracemalloc.get_traced_memory()[1]

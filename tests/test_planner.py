@@ -168,3 +168,15 @@ def test_scratch_buffers_are_reused_per_name_and_grown_on_demand():
     large = workspace.scratch("test", (1000,), np.float64)
     assert large.shape == (1000,) and not np.shares_memory(small, large)
     workspace.release()
+
+
+def test_fft_is_no_candidate_when_its_spectra_exceed_the_cap():
+    aspp = ConvSpec.build((3, 3), padding=12, dilation=12)
+    assert "fft" not in select.candidates(aspp, (1, 2048, 33, 33), (256, 2048, 3, 3))  # 14.6 GiB of spectra
+    large_kernel = ConvSpec.build((31, 31), padding=15, groups=128)
+    assert "fft" in select.candidates(large_kernel, (1, 128, 56, 56), (128, 1, 31, 31))  # 24 MiB
+    previous = workspace.set_workspace_limit(16 * 2**20)
+    try:
+        assert "fft" not in select.candidates(large_kernel, (1, 128, 56, 56), (128, 1, 31, 31))
+    finally:
+        workspace.set_workspace_limit(previous)

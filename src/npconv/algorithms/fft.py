@@ -17,12 +17,23 @@ import math
 import numpy as np
 import scipy.fft as sfft
 
-from .. import threads
+from .. import threads, workspace
 from ..windows import padded_copy
 
 
 def applies(spec, x_shape, w_shape) -> bool:
-    return not spec.transposed
+    """Any forward convolution whose spectra fit under the workspace cap."""
+    return not spec.transposed and spectra_bytes(spec, x_shape, w_shape) <= workspace.limit()
+
+
+def spectra_bytes(spec, x_shape, w_shape) -> int:
+    """Bytes of the input, kernel and output spectra (complex128, the widest case): a dense
+    layer's kernel spectrum is C_out * C_in/G per frequency (DeepLab's ASPP: 7.8 GB)."""
+    sizes = [i + lo + hi for i, (lo, hi) in zip(x_shape[2:], spec.pads(x_shape[2:]))]
+    lengths = [sfft.next_fast_len(size, real=True) for size in sizes]
+    frequencies = math.prod(lengths[:-1]) * (lengths[-1] // 2 + 1)
+    n, c_in, c_out = x_shape[0], x_shape[1], w_shape[0]
+    return 16 * frequencies * (n * c_in + c_out * w_shape[1] + n * c_out)
 
 
 def _workers() -> int:
