@@ -28,13 +28,14 @@ from ..windows import col2im, im2col
 CHUNK_TARGET_BYTES = 8 * 2**20
 
 
-def chunks(n_images: int, out_spatial, bytes_per_row: int):
-    """(images, rows) slices covering (N, out rows) with windows of at most the target size.
+def chunks(n_images: int, out_spatial, bytes_per_row: int, target: int | None = None):
+    """(images, rows) slices covering (N, out rows) with windows of at most the target size
+    (default: CHUNK_TARGET_BYTES, never above the workspace cap).
 
     ``bytes_per_row`` is the window buffer of one image and one output row (first spatial dim).
     """
     rows = out_spatial[0]
-    target = min(CHUNK_TARGET_BYTES, workspace.limit())
+    target = min(CHUNK_TARGET_BYTES if target is None else target, workspace.limit())
     per_image = bytes_per_row * rows
     if per_image <= target:
         step = max(1, min(n_images, target // max(per_image, 1)))

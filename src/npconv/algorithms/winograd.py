@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import workspace
 from ..windows import im2col
+from .im2col_gemm import chunks
 
 POINTS = {2: (0, 1, -1), 4: (0, 1, -1, Fraction(1, 2), -2)}
 CHUNK_TARGET_BYTES = 2 * 2**20
@@ -94,15 +95,8 @@ def transformed_weight(w, m, groups) -> np.ndarray:
 
 
 def _tile_chunks(n_images, tiles, bytes_per_tile_row):
-    """(images, tile rows) slices whose tile buffers stay near the cache-sized target."""
-    target = min(CHUNK_TARGET_BYTES, workspace.limit() // 4)
-    per_image = bytes_per_tile_row * tiles[0]
-    if per_image <= target:
-        step = max(1, min(n_images, target // max(per_image, 1)))
-        return [(slice(i, min(i + step, n_images)), slice(0, tiles[0])) for i in range(0, n_images, step)]
-    row_step = max(1, target // max(bytes_per_tile_row, 1))
-    return [(slice(i, i + 1), slice(r, min(r + row_step, tiles[0])))
-            for i in range(n_images) for r in range(0, tiles[0], row_step)]
+    """(images, tile rows) slices whose four buffers (tiles, V, product, Y) stay under the cap."""
+    return chunks(n_images, tiles, bytes_per_tile_row, min(CHUNK_TARGET_BYTES, workspace.limit() // 4))
 
 
 def forward(x, w, spec, pads, out_spatial, m: int = 4) -> np.ndarray:
