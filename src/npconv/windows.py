@@ -146,3 +146,21 @@ def padded_copy(x: np.ndarray, pads, mode: str) -> np.ndarray:
     """(N, C, *in) padded by (lo, hi) per spatial dim in ``mode``: for the algorithms that need
     the padded block itself (FFT, direct depthwise), not windows of it."""
     return np.pad(x, [(0, 0), (0, 0), *pads], mode=NUMPY_PAD_MODES[mode])
+
+
+def tap_sources(size: int, n_out: int, lo: int, stride: int, dilation: int, kernel: int,
+                mode: str) -> np.ndarray:
+    """(n_out, kernel) source index each output reads through each tap along one dim; -1: zeros.
+
+    The same runs :func:`im2col` copies, written out one index at a time: the teaching code
+    (``npconv.explain``) answers every "which input made this output" question from it.
+
+    >>> tap_sources(4, 4, 1, 1, 1, 3, "reflect").tolist()
+    [[1, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 2]]
+    """
+    table = np.full((n_out, kernel), -1, dtype=np.int64)
+    for tap in range(kernel):
+        for run in tap_runs(size, n_out, lo, stride, tap * dilation, mode):
+            if run.start is not None:
+                table[run.dest, tap] = run.start + run.step * np.arange(run.length)
+    return table

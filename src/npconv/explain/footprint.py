@@ -1,0 +1,284 @@
+"""Which inputs and weights make one output, and which outputs one input reaches.
+
+Every answer comes from :func:`npconv.windows.tap_sources`, the per-dim table of source
+indices that the engine's window gather copies from, so the teaching text and the numbers
+the engine computes cannot disagree.  Along one dim, output ``o`` reads padded position
+``p = o * stride + k * dilation - pad_lo`` through tap ``k``; the padding mode maps ``p``
+to an input index (or to a zero).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import core
+from ..spec import ConvSpec, check_operands
+from ..windows import tap_sources
+
+
+@dataclass(frozen=True)
+class Term:
+    """One product of the sum: ``weight * value``, read at ``position`` (padded frame)."""
+
+    channel: int
+    tap: tuple[int, ...]
+    position: tuple[int, ...]
+    source: tuple[int, ...] | None  # the input element read; None: zero padding
+    value: float
+    weight: float
+
+    @property
+    def padded(self) -> bool:
+        return self.source != self.position
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One output element as the sum of its terms, and the value the engine computed."""
+
+    op: str
+    index: tuple[int, ...]
+    value: float
+    terms: tuple[Term, ...]
+    bias: float
+    spec: ConvSpec
+    pads: tuple[tuple[int, int], ...]
+    channels: tuple[int, int]  # the input channels of this output's group, [first, last]
+
+    def sum_line(self) -> str:
+        """The spec documents' form: ``474 = 0+1+6+7 + 36+37+...`` (channels set apart by
+        spaces; padded values in brackets, zero padding left out as the documents do)."""
+        by_channel = itertools.groupby(self.terms, key=lambda t: t.channel)
+        unit = all(t.weight == 1 for t in self.terms)
+        parts = []
+        for _, terms in by_channel:
+            shown = [_term_text(t, unit) for t in terms if t.source is not None]
+            if shown:
+                parts.append(("+" if unit else " + ").join(shown))
+        body = " + ".join(parts) if parts else "0"
+        if self.bias:
+            body += f" + bias {_num(self.bias)}"
+        return f"{_num(self.value)} = {body}"
+
+    def text(self) -> str:
+        lines = [self.heading(), self.sum_line()]
+        zeros = sum(t.source is None for t in self.terms)
+        if zeros:
+            lines.append(f"  ({zeros} of {len(self.terms)} taps fall on zero padding and add 0)")
+        moved = [t for t in self.terms if t.padded and t.source is not None]
+        if moved:
+            lines.append(f"  ({len(moved)} taps read {self.spec.padding_mode} padding: "
+                         + ", ".join(f"{_at(t.position)}->{_at(t.source)}" for t in moved[:8])
+                         + (" ..." if len(moved) > 8 else "") + ")")
+        lines += window_grids(self)
+        return "\n".join(lines)
+
+    def heading(self) -> str:
+        s = self.spec
+        first, last = self.channels
+        mode = f"output_padding {s.output_padding}" if s.transposed else f"padding_mode '{s.padding_mode}'"
+        reads = (f"{len(self.terms)} terms" if s.transposed
+                 else f"{math.prod(s.kernel_size)} taps each")
+        return (f"{self.op} output{list(self.index)}: stride {s.stride}, padding {self.pads}, "
+                f"dilation {s.dilation}, groups {s.groups}, {mode}; "
+                f"reads input channels {first}..{last}, {reads}")
+
+    __str__ = text
+
+
+def _num(v: float) -> str:
+    return f"{float(v):g}"
+
+
+def _at(position) -> str:
+    return "(" + ",".join(str(p) for p in position) + ")"
+
+
+def _term_text(t: Term, unit: bool) -> str:
+    value = f"[{_num(t.value)}]" if t.padded else _num(t.value)
+    if unit:
+        return value
+    weight = f"({_num(t.weight)})" if t.weight < 0 else _num(t.weight)
+    return f"{weight}*{value}"
+
+
+def window_grids(e: Explanation) -> list[str]:
+    """For 1-D and 2-D: each channel's window as a grid, padded values in brackets."""
+    if e.spec.transposed or e.spec.ndim > 2 or len(e.terms) > 400:
+        return []
+    blocks = []
+    for channel, terms in itertools.groupby(e.terms, key=lambda t: t.channel):
+        cells = [f"[{_num(t.value)}]" if t.padded else _num(t.value) for t in terms]
+        rows_n = e.spec.kernel_size[0] if e.spec.ndim == 2 else 1
+        width = len(cells) // rows_n
+        blocks.append((f"channel {channel}", [cells[r * width:(r + 1) * width] for r in range(rows_n)]))
+    cell = max(len(c) for _, rows in blocks for row in rows for c in row)
+    texts = []
+    for title, rows in blocks:
+        lines = [" ".join(c.rjust(cell) for c in row) for row in rows]
+        width = max(len(title), *(len(line) for line in lines))
+        texts.append([title.ljust(width)] + [line.ljust(width) for line in lines])
+    return ["   ".join(parts).rstrip() for parts in zip(*texts)]
+
+
+# ---- the per-dim index tables --------------------------------------------------------
+def _tables(spec: ConvSpec, in_spatial, out_spatial, pads) -> list[np.ndarray]:
+    return [tap_sources(size, n_out, lo, s, d, k, spec.padding_mode) for size, n_out, (lo, _), s, d, k
+            in zip(in_spatial, out_spatial, pads, spec.stride, spec.dilation, spec.kernel_size)]
+
+
+def _check_index(name: str, index, shape) -> tuple[int, ...]:
+    index = tuple(int(i) for i in index)
+    if len(index) != len(shape) or any(not 0 <= i < n for i, n in zip(index, shape)):
+        raise ValueError(f"{name}={list(index)} is outside the shape {list(shape)} "
+                         f"(one index per axis, each 0 <= i < size)")
+    return index
+
+
+def _batched(x, w, n: int):
+    x, w = np.asarray(x), np.asarray(w)
+    if x.ndim == n + 1:
+        x = x[None]
+    return x, w
+
+
+def explain_output(x, w, index, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
+                   bias=None) -> Explanation:
+    """The input positions and weights that make ``conv(x, w)[index]``.
+
+    ``index`` is ``(n, c_out, *o)`` (or ``(c_out, *o)`` for an unbatched input).
+
+    >>> x = np.arange(36.).reshape(1, 1, 6, 6)
+    >>> print(explain_output(x, np.ones((1, 1, 3, 3)), (0, 0, 1, 0), stride=2).sum_line())
+    171 = 12+13+14+18+19+20+24+25+26
+    """
+    n = np.asarray(w).ndim - 2
+    unbatched = np.asarray(x).ndim == n + 1
+    x, w = _batched(x, w, n)
+    spec = ConvSpec.build(w.shape[2:], stride, padding, dilation, groups, padding_mode, ndim=n)
+    check_operands(spec, x.shape, w.shape, None if bias is None else np.shape(bias))
+    out = core.apply(spec, x, w, bias)
+    index = _check_index("index", ((0,) if unbatched else ()) + tuple(index), out.shape)
+    batch, c_out, o = index[0], index[1], index[2:]
+    pads = spec.pads(x.shape[2:])
+    tables = _tables(spec, x.shape[2:], out.shape[2:], pads)
+    per_group = w.shape[1]
+    first = (c_out // (w.shape[0] // spec.groups)) * per_group
+    terms = []
+    for c_local in range(per_group):
+        for tap in np.ndindex(*spec.kernel_size):
+            source = tuple(int(t[oo, k]) for t, oo, k in zip(tables, o, tap))
+            position = tuple(oo * s + k * d - lo for oo, k, s, d, (lo, _) in
+                             zip(o, tap, spec.stride, spec.dilation, pads))
+            read = None if min(source) < 0 else source
+            value = 0.0 if read is None else float(x[(batch, first + c_local) + read])
+            terms.append(Term(first + c_local, tap, position, read, value,
+                              float(w[(c_out, c_local) + tap])))
+    b = 0.0 if bias is None else float(np.asarray(bias)[c_out])
+    return Explanation(spec.op, index[1:] if unbatched else index, float(out[index]), tuple(terms), b,
+                       spec, pads, (first, first + per_group - 1))
+
+
+@dataclass(frozen=True)
+class Reach:
+    """The outputs one input element reaches: ``(output index, tap)`` pairs."""
+
+    op: str
+    index: tuple[int, ...]
+    hits: tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]
+
+    @property
+    def outputs(self) -> tuple[tuple[int, ...], ...]:
+        return tuple(dict.fromkeys(o for o, _ in self.hits))
+
+    def text(self) -> str:
+        lines = [f"{self.op} input{list(self.index)} reaches {len(self.outputs)} outputs "
+                 f"through {len(self.hits)} taps:"]
+        lines += [f"  output{list(o)} via weight tap {_at(t)}" for o, t in self.hits]
+        return "\n".join(lines)
+
+    __str__ = text
+
+
+def _reach_per_dim(tables, index) -> list[list[tuple[int, int]]]:
+    """Per dim, the (output, tap) pairs whose source index is the given one."""
+    return [list(zip(*np.nonzero(t == i))) for t, i in zip(tables, index)]
+
+
+def explain_input(x_shape, w_shape, index, stride=1, padding=0, dilation=1, groups=1,
+                  padding_mode="zeros") -> Reach:
+    """The reverse question: which outputs of ``conv(x, w)`` the element ``x[index]`` reaches.
+
+    Shapes or arrays are accepted; ``index`` is ``(n, c, *i)`` or ``(c, *i)`` unbatched.
+    Reflect/replicate/circular padding can make one input reach an output twice.
+
+    >>> explain_input((1, 1, 6, 6), (1, 1, 3, 3), (0, 0, 0, 0), stride=2).outputs
+    ((0, 0, 0, 0),)
+    """
+    x_shape, w_shape = _shape_of(x_shape), _shape_of(w_shape)
+    n = len(w_shape) - 2
+    unbatched = len(x_shape) == n + 1
+    full = ((1,) if unbatched else ()) + x_shape
+    spec = ConvSpec.build(w_shape[2:], stride, padding, dilation, groups, padding_mode, ndim=n)
+    check_operands(spec, full, w_shape)
+    index = _check_index("index", ((0,) if unbatched else ()) + tuple(index), full)
+    out_spatial = spec.out_spatial(full[2:])
+    tables = _tables(spec, full[2:], out_spatial, spec.pads(full[2:]))
+    group = index[1] // w_shape[1]
+    per_group_out = w_shape[0] // spec.groups
+    lead = () if unbatched else (index[0],)
+    hits = []
+    for combo in itertools.product(*_reach_per_dim(tables, index[2:])):
+        o = tuple(int(p[0]) for p in combo)
+        tap = tuple(int(p[1]) for p in combo)
+        for c_out in range(group * per_group_out, (group + 1) * per_group_out):
+            hits.append((lead + (c_out,) + o, tap))
+    return Reach(spec.op, index[1:] if unbatched else index, tuple(sorted(hits)))
+
+
+def _shape_of(value) -> tuple[int, ...]:
+    return tuple(int(v) for v in (value.shape if hasattr(value, "shape") else value))
+
+
+def explain_transposed_output(x, w, index, stride=1, padding=0, output_padding=0, groups=1,
+                              dilation=1, bias=None) -> Explanation:
+    """The inputs and weights that make ``conv_transpose(x, w)[index]``.
+
+    Transposed convolution scatters: input ``i`` adds ``w[k] * x[i]`` at output
+    ``q = i * stride + k * dilation - pad_lo``.  The pairs ``(i, k)`` landing on ``q`` are the
+    ones the forward convolution of the same spec reads from position ``q`` (its adjoint), so
+    they come from the same table.
+
+    >>> x = np.array([[[1., 2., 3.]]])
+    >>> print(explain_transposed_output(x, np.ones((1, 1, 3)), (0, 0, 2), stride=2).sum_line())
+    3 = 1+2
+    """
+    n = np.asarray(w).ndim - 2
+    unbatched = np.asarray(x).ndim == n + 1
+    x, w = _batched(x, w, n)
+    spec = ConvSpec.build(w.shape[2:], stride, padding, dilation, groups, "zeros", True,
+                          output_padding, ndim=n)
+    check_operands(spec, x.shape, w.shape, None if bias is None else np.shape(bias))
+    out = core.apply(spec, x, w, bias)
+    index = _check_index("index", ((0,) if unbatched else ()) + tuple(index), out.shape)
+    batch, c_out, q = index[0], index[1], index[2:]
+    pads = spec.pads(x.shape[2:])
+    forward = ConvSpec.build(spec.kernel_size, spec.stride, pads, spec.dilation)
+    tables = _tables(forward, out.shape[2:], x.shape[2:], pads)
+    per_group_out = w.shape[1]
+    per_group_in = w.shape[0] // spec.groups
+    group, c_local = divmod(c_out, per_group_out)
+    pairs = sorted(itertools.product(*_reach_per_dim(tables, q)), key=lambda c: tuple(p[0] for p in c))
+    terms = []
+    for ci in range(group * per_group_in, (group + 1) * per_group_in):
+        for combo in pairs:
+            i = tuple(int(p[0]) for p in combo)
+            tap = tuple(int(p[1]) for p in combo)
+            terms.append(Term(ci, tap, i, i, float(x[(batch, ci) + i]), float(w[(ci, c_local) + tap])))
+    b = 0.0 if bias is None else float(np.asarray(bias)[c_out])
+    return Explanation(spec.op, index[1:] if unbatched else index, float(out[index]), tuple(terms), b,
+                       spec, pads, (group * per_group_in, (group + 1) * per_group_in - 1))
