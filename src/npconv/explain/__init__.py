@@ -2,10 +2,19 @@
 
 Everything here answers from the engine's own index arithmetic (:mod:`npconv.spec` and
 :func:`npconv.windows.tap_sources`), never from a second implementation.
+
+- :func:`shape_report`: sizes, pads, parameters, multiply-adds, receptive field through a chain;
+- :func:`solve` / :func:`translate`: pads for a wanted size, said in PyTorch/Keras/ONNX terms;
+- :func:`explain_output`, :func:`explain_transposed_output`, :func:`explain_input`: the inputs
+  and weights behind one output, and the outputs one input reaches;
+- :func:`conv_matrix`: the sparse ``C`` with ``conv(x).ravel() == C @ x.ravel()``;
+- :func:`animate`, :func:`receptive_field_png` (Pillow) and :func:`write_page` (one HTML file).
 """
 
 from .footprint import Explanation, Reach, Term, explain_input, explain_output, explain_transposed_output
 from .matrix import conv_matrix
+from .shapes import LayerShape, ShapeReport, shape_report
+from .solve import Solution, solve, translate
 
-__all__ = ["Explanation", "Reach", "Term", "explain_input", "explain_output",
-           "explain_transposed_output", "conv_matrix"]
+__all__ = ["Explanation", "Reach", "Term", "explain_input", "explain_output", "explain_transposed_output",
+           "conv_matrix", "LayerShape", "ShapeReport", "shape_report", "Solution", "solve", "translate"]

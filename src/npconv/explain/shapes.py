@@ -1,0 +1,209 @@
+"""Shape arithmetic of one layer or a chain: sizes, padding, parameters, work, receptive field.
+
+The numbers come from the layers' own :class:`~npconv.spec.ConvSpec` (the one the engine
+runs), so a report cannot disagree with what the layer computes.
+
+Receptive field and jump per spatial dim, in units of the chain's input (``rf_0 = jump_0 = 1``)::
+
+    conv / pool:   rf += (ek - 1) * jump;    jump *= stride
+    transposed:    rf += (ceil(ek / stride) - 1) * jump;    jump /= stride
+
+(a transposed layer's output reads at most ``ceil(ek / stride)`` neighbouring inputs).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from ..nn.conv import _ConvNd
+from ..nn.layers import Flatten, Linear, _PoolNd
+from ..nn.module import Module, Sequential
+from ..spec import ConvSpec
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """One row of a shape report."""
+
+    name: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    pads: tuple[tuple[int, int], ...] | None = None
+    effective_kernel: tuple[int, ...] | None = None
+    params: int = 0
+    params_formula: str = ""
+    macs: int = 0
+    receptive_field: tuple | None = None
+    jump: tuple | None = None
+    out_range: tuple[tuple[int, int], ...] | None = None  # transposed: sizes output_padding reaches
+
+
+@dataclass(frozen=True)
+class ShapeReport:
+    input_shape: tuple[int, ...]
+    layers: tuple[LayerShape, ...]
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.layers[-1].out_shape if self.layers else self.input_shape
+
+    @property
+    def params(self) -> int:
+        return sum(layer.params for layer in self.layers)
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    def rows(self) -> list[list[str]]:
+        head = ["layer", "output shape", "padding (lo, hi)", "eff. kernel", "params", "MACs", "RF", "jump"]
+        rows = [head, ["input", _shape(self.input_shape), "", "", "", "", "1", "1"]]
+        for layer in self.layers:
+            rows.append([layer.name, _shape(layer.out_shape), _pads(layer.pads), _tuple(layer.effective_kernel),
+                         f"{layer.params:,}" if layer.params else "", f"{layer.macs:,}" if layer.macs else "",
+                         _tuple(layer.receptive_field), _tuple(layer.jump)])
+        rows.append(["total", _shape(self.output_shape), "", "", f"{self.params:,}", f"{self.macs:,}", "", ""])
+        return rows
+
+    def notes(self) -> list[str]:
+        notes = [f"{layer.name}: params {layer.params_formula}" for layer in self.layers if layer.params_formula]
+        notes += [f"{layer.name}: output_padding reaches sizes "
+                  + ", ".join(f"{lo}..{hi}" for lo, hi in layer.out_range) for layer in self.layers if layer.out_range]
+        return notes
+
+    def table(self) -> str:
+        return format_table(self.rows()) + "".join(f"\n  {note}" for note in self.notes())
+
+    __str__ = table
+
+    def _repr_html_(self) -> str:
+        return html_table(self.rows())
+
+
+def format_table(rows: list[list[str]]) -> str:
+    """Columns aligned: text left, numbers right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for r, row in enumerate(rows):
+        cells = [c.rjust(w) if r and _numeric(c) else c.ljust(w) for c, w in zip(row, widths)]
+        lines.append("  ".join(cells).rstrip())
+        if r == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def html_table(rows: list[list[str]]) -> str:
+    import html
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:])
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _numeric(text: str) -> bool:
+    return text.replace(",", "").replace("/", "").isdigit()
+
+
+def _shape(shape) -> str:
+    return "(" + ", ".join(str(v) for v in shape) + ")"
+
+
+def _tuple(values) -> str:
+    if values is None:
+        return ""
+    return "x".join(str(v) for v in values)
+
+
+def _pads(pads) -> str:
+    if pads is None:
+        return ""
+    return " ".join(f"({lo},{hi})" for lo, hi in pads)
+
+
+# ---- building a report ---------------------------------------------------------------
+def shape_report(layers, input_shape) -> ShapeReport:
+    """The report of a module, a Sequential or a list of modules on ``input_shape`` (N, C, *s).
+
+    >>> from npconv import nn
+    >>> report = shape_report(nn.Conv2d(3, 64, 7, stride=2, padding=3), (1, 3, 224, 224))
+    >>> report.output_shape, report.params, report.layers[0].receptive_field
+    ((1, 64, 112, 112), 9472, (7, 7))
+    """
+    shape = tuple(int(v) for v in input_shape)
+    n = len(shape) - 2
+    rf, jump = (1,) * n, (Fraction(1),) * n
+    rows = []
+    for index, module in enumerate(_flatten(layers)):
+        row = _layer_row(f"{index}: {type(module).__name__}", module, shape, rf, jump)
+        rows.append(row)
+        shape = row.out_shape
+        if row.receptive_field is not None:
+            rf, jump = row.receptive_field, row.jump
+    return ShapeReport(tuple(int(v) for v in input_shape), tuple(rows))
+
+
+def _flatten(layers) -> list[Module]:
+    if isinstance(layers, Sequential):
+        return [m for child in layers for m in _flatten(child)]
+    if isinstance(layers, (list, tuple)):
+        return [m for child in layers for m in _flatten(child)]
+    return [layers]
+
+
+def _layer_row(name, module, shape, rf, jump) -> LayerShape:
+    if isinstance(module, _ConvNd):
+        return _conv_row(name, module, shape, rf, jump)
+    if isinstance(module, _PoolNd):
+        k, s, d, pads, out = module._geometry(shape[2:])
+        ek = tuple(dd * (kk - 1) + 1 for kk, dd in zip(k, d))
+        new_rf, new_jump = grow_receptive_field(rf, jump, ek, s, transposed=False)
+        return LayerShape(name, shape, shape[:2] + out, pads, ek, receptive_field=new_rf, jump=new_jump)
+    if isinstance(module, Flatten):
+        return LayerShape(name, shape, (shape[0], math.prod(shape[1:])))
+    if isinstance(module, Linear):
+        params = sum(int(np.size(p)) for p in (module.weight, module.bias) if p is not None)
+        return LayerShape(name, shape, shape[:-1] + (module.out_features,), params=params,
+                          macs=math.prod(shape[:-1]) * module.in_features * module.out_features)
+    rf_kept = rf if len(shape) > 2 else None
+    return LayerShape(name, shape, shape, receptive_field=rf_kept, jump=jump if rf_kept else None)
+
+
+def _conv_row(name, module, shape, rf, jump) -> LayerShape:
+    spec: ConvSpec = module._spec
+    in_spatial = shape[2:]
+    out = (shape[0], module.out_channels) + spec.out_spatial(in_spatial)
+    per_group = module.in_channels // spec.groups
+    k_text = "*".join(str(k) for k in spec.kernel_size)
+    has_bias = module.bias is not None
+    if spec.transposed:
+        params = math.prod(spec.kernel_size) * module.in_channels * (module.out_channels // spec.groups)
+        formula = (f"{k_text} * {module.in_channels} * ({module.out_channels}/{spec.groups})"
+                   + (f" + {module.out_channels}" if has_bias else ""))
+        macs = shape[0] * module.in_channels * math.prod(in_spatial) * params // module.in_channels
+    else:
+        params = math.prod(spec.kernel_size) * per_group * module.out_channels
+        formula = f"({k_text} * {module.in_channels}/{spec.groups}{' + 1' if has_bias else ''}) * {module.out_channels}"
+        macs = math.prod(out) * per_group * math.prod(spec.kernel_size)
+    params += module.out_channels if has_bias else 0
+    new_rf, new_jump = grow_receptive_field(rf, jump, spec.effective_kernel, spec.stride, spec.transposed)
+    return LayerShape(name, shape, out, spec.pads(in_spatial), spec.effective_kernel, params,
+                      f"{formula} = {params:,}", macs, new_rf, new_jump,
+                      spec.transposed_out_range(in_spatial) if spec.transposed else None)
+
+
+def grow_receptive_field(rf, jump, effective_kernel, stride, transposed):
+    """One layer's step of the receptive-field recurrence (see the module docstring)."""
+    if transposed:
+        new_rf = tuple(r + (math.ceil(e / s) - 1) * j for r, j, e, s in zip(rf, jump, effective_kernel, stride))
+        return tuple(_clean(v) for v in new_rf), tuple(_clean(j / s) for j, s in zip(jump, stride))
+    new_rf = tuple(r + (e - 1) * j for r, j, e in zip(rf, jump, effective_kernel))
+    return tuple(_clean(v) for v in new_rf), tuple(_clean(j * s) for j, s in zip(jump, stride))
+
+
+def _clean(value):
+    """Fractions that are whole numbers as ints (jump is fractional only after upsampling)."""
+    value = Fraction(value)
+    return int(value) if value.denominator == 1 else value

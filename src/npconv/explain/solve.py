@@ -1,0 +1,258 @@
+"""The padding that gives a wanted output size, said in PyTorch's, Keras's and ONNX's terms.
+
+:func:`solve` picks per-side pads ``(lo, hi)`` (and ``output_padding`` for transposed layers)
+from a wanted size; :func:`translate` takes pads said in one convention.  Either way the
+:class:`Solution` states those exact pads in every convention: the same pads give the same
+numbers, not just the same shape (Keras's ``'same'`` at stride 2 pads ``(0, 1)``, which
+PyTorch's ``padding=1`` is not).
+
+Forward, per dim: ``out = floor((in + lo + hi - ek) / stride) + 1``.  Transposed:
+``out = (in - 1) * stride - lo - hi + ek + output_padding`` with ``output_padding < max(stride,
+dilation)``; a transposed result only depends on ``lo`` and ``hi - output_padding``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..spec import ConvSpec, same_pads
+
+
+@dataclass(frozen=True)
+class Solution:
+    """Pads in every convention; ``None`` where a convention has no way to say them."""
+
+    in_size: tuple[int, ...]
+    out_size: tuple[int, ...]
+    spec: ConvSpec
+    pads: tuple[tuple[int, int], ...]
+    output_padding: tuple[int, ...]
+    pytorch: dict
+    keras: dict | None
+    onnx: dict
+    npconv: dict
+
+    def text(self) -> str:
+        s = self.spec
+        kind = "conv_transpose" if s.transposed else "conv"
+        lines = [f"{kind}: input {_x(self.in_size)}, kernel {_x(s.kernel_size)}, stride {_x(s.stride)}, "
+                 f"dilation {_x(s.dilation)} -> output {_x(self.out_size)}",
+                 f"  pads (lo, hi) per dim: {self.pads}" + (f", output_padding {self.output_padding}"
+                                                            if s.transposed else "")]
+        for name in ("pytorch", "keras", "onnx", "npconv"):
+            value = getattr(self, name)
+            lines.append(f"  {name:<8} {_kwargs(value) if value else 'no exact equivalent'}")
+        return "\n".join(lines)
+
+    __str__ = text
+
+
+def _x(values) -> str:
+    return "x".join(str(v) for v in values)
+
+
+def _kwargs(d: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in d.items())
+
+
+def _per_dim(value, n: int, name: str) -> tuple[int, ...]:
+    from ..spec import ntuple
+    return ntuple(value, n, name, "solve")
+
+
+def solve(input_size, output_size, kernel_size, stride=1, dilation=1, transposed=False) -> Solution:
+    """Pads (and output_padding) giving ``output_size`` from ``input_size``, symmetric if possible.
+
+    >>> solve(6, 3, 3, stride=2).pytorch
+    {'padding': (1,)}
+    >>> solve((7, 7), (4, 4), 3, stride=2).keras
+    {'padding': 'same'}
+    """
+    in_size = _sizes(input_size, "input_size")
+    n = len(in_size)
+    out_size = _per_dim(output_size, n, "output_size")
+    spec = ConvSpec.build(_per_dim(kernel_size, n, "kernel_size"), stride, 0, dilation, ndim=n, op="solve")
+    if transposed:
+        chosen = [_transposed_dim(i, o, k, s, d) for i, o, k, s, d in
+                  zip(in_size, out_size, spec.effective_kernel, spec.stride, spec.dilation)]
+        pads, out_pad = tuple(c[0] for c in chosen), tuple(c[1] for c in chosen)
+    else:
+        pads = tuple(_forward_dim(i, o, k, s) for i, o, k, s in
+                     zip(in_size, out_size, spec.effective_kernel, spec.stride))
+        out_pad = (0,) * n
+    return express(in_size, spec, pads, out_pad, transposed)
+
+
+def _sizes(value, name) -> tuple[int, ...]:
+    sizes = (value,) if isinstance(value, int) else tuple(value)
+    if not sizes or any(not isinstance(v, int) or v < 1 for v in sizes):
+        raise ValueError(f"solve: {name} must be positive ints, got {value!r}")
+    return sizes
+
+
+def _forward_dim(size, out, ek, stride) -> tuple[int, int]:
+    """Total pad T with floor((size + T - ek) / stride) + 1 == out: T in [low, low + stride - 1]."""
+    low = (out - 1) * stride + ek - size
+    high = low + stride - 1
+    if high < 0:
+        biggest = (size - ek) // stride + 1
+        raise ValueError(f"solve: output size {out} is out of reach: with no padding the output is already "
+                         f"{biggest} = floor(({size} - {ek}) / {stride}) + 1, and padding only adds; "
+                         f"nearest valid: output_size={biggest}")
+    if out < 1:
+        raise ValueError(f"solve: output_size must be >= 1, got {out}")
+    total = max(low, 0)
+    if total % 2 and total + 1 <= high:
+        total += 1  # symmetric pads, as PyTorch's int padding says them
+    return (total // 2, total - total // 2)
+
+
+def _transposed_dim(size, out, ek, stride, dilation) -> tuple[tuple[int, int], int]:
+    """(lo, hi), output_padding with (size - 1) * stride - lo - hi + ek + op == out."""
+    base = out - (size - 1) * stride - ek  # = op - lo - hi
+    limit = max(stride, dilation) - 1  # output_padding must stay below max(stride, dilation)
+    if base > limit:
+        top = (size - 1) * stride + ek + limit
+        raise ValueError(f"solve: transposed output size {out} is out of reach: the largest is {top} = "
+                         f"({size} - 1) * {stride} + {ek} + output_padding {limit}; nearest valid: "
+                         f"output_size={top}")
+    if base >= 0:
+        return (0, 0), base
+    p = -(base // 2) if base % 2 == 0 else (-base + 1) // 2  # smallest p with base + 2p >= 0
+    if base + 2 * p <= limit:
+        return (p, p), base + 2 * p
+    return (-base // 2, -base - (-base // 2)), 0
+
+
+def translate(input_size, kernel_size, stride=1, dilation=1, *, padding=None, keras=None, onnx_pads=None,
+              auto_pad=None, transposed=False, output_padding=0) -> Solution:
+    """Pads said one way (PyTorch/npconv ``padding``, a Keras padding string, ONNX ``pads`` or
+    ``auto_pad``) said every other way.
+
+    >>> translate(6, 3, stride=2, keras="same").pytorch
+    {'F.pad': (0, 1), 'padding': 0}
+    """
+    in_size = _sizes(input_size, "input_size")
+    n = len(in_size)
+    given = [v is not None for v in (padding, keras, onnx_pads, auto_pad)]
+    if sum(given) != 1:
+        raise ValueError("translate: give exactly one of padding=, keras=, onnx_pads=, auto_pad=")
+    kernel = _per_dim(kernel_size, n, "kernel_size")
+    if keras is not None:
+        padding, output_padding = _keras_pads(keras, in_size, kernel, stride, dilation, transposed,
+                                              output_padding)
+    elif onnx_pads is not None:
+        if len(onnx_pads) != 2 * n:
+            raise ValueError(f"translate: onnx_pads has begins then ends, {2 * n} ints; got {list(onnx_pads)}")
+        padding = tuple(zip(onnx_pads[:n], onnx_pads[n:]))
+    elif auto_pad is not None:
+        padding = _onnx_auto_pad(auto_pad)
+    spec = ConvSpec.build(kernel, stride, padding, dilation, 1, "zeros", transposed, output_padding,
+                          ndim=n, op="translate")
+    return express(in_size, spec, spec.pads(in_size), spec.output_padding, transposed)
+
+
+def _keras_pads(keras, in_size, kernel, stride, dilation, transposed, output_padding):
+    """Keras's padding string (and output_padding, None allowed as in Keras) as pads."""
+    if keras not in ("same", "valid", "causal"):
+        raise ValueError(f"translate: keras padding must be 'same', 'valid' or 'causal', got {keras!r}")
+    if not transposed:
+        return keras, output_padding or 0
+    spec = ConvSpec.build(kernel, stride, 0, dilation, ndim=len(in_size), op="translate")
+    if output_padding is None:  # Keras's default: the crop that gives (in-1)*s + max(ek, s) or in*s
+        crops = [_keras_default_crop(keras, e, s) for e, s in zip(spec.effective_kernel, spec.stride)]
+        return tuple((lo, max(rest, 0)) for lo, rest in crops), tuple(max(-rest, 0) for _, rest in crops)
+    low = [0 if keras == "valid" else e // 2 for e in spec.effective_kernel]
+    return tuple((p, p) for p in low), output_padding
+
+
+def _onnx_auto_pad(auto_pad):
+    names = {"VALID": "valid", "SAME_UPPER": "same", "SAME_LOWER": "same_lower"}
+    if auto_pad not in names:
+        raise ValueError(f"translate: auto_pad must be one of {sorted(names)} (NOTSET means: give onnx_pads), "
+                         f"got {auto_pad!r}")
+    return names[auto_pad]
+
+
+def express(in_size, spec: ConvSpec, pads, output_padding, transposed) -> Solution:
+    """The same pads in PyTorch's, Keras's, ONNX's and npconv's words."""
+    full = ConvSpec.build(spec.kernel_size, spec.stride, pads, spec.dilation, 1, "zeros", transposed,
+                          output_padding, ndim=len(in_size), op="solve")
+    out = full.out_spatial(in_size)
+    begins, ends = [lo for lo, _ in pads], [hi for _, hi in pads]
+    onnx = {"pads": begins + ends}
+    if transposed:
+        onnx["output_padding"] = list(output_padding)
+    else:
+        onnx.update(_onnx_auto_pad_equivalent(in_size, full, pads))
+    npconv = {"padding": pads if any(lo != hi for lo, hi in pads) else tuple(lo for lo, _ in pads)}
+    if transposed:
+        npconv["output_padding"] = tuple(output_padding)
+    return Solution(tuple(in_size), out, full, tuple(pads), tuple(output_padding),
+                    _pytorch(full, pads, output_padding, transposed, in_size),
+                    _keras(full, pads, output_padding, transposed, in_size), onnx, npconv)
+
+
+def _onnx_auto_pad_equivalent(in_size, spec, pads) -> dict:
+    if all(p == (0, 0) for p in pads):
+        return {"auto_pad": "VALID"}
+    for name, lower in (("SAME_UPPER", False), ("SAME_LOWER", True)):
+        if tuple(same_pads(i, k, s, d, lower) for i, k, s, d in
+                 zip(in_size, spec.kernel_size, spec.stride, spec.dilation)) == tuple(pads):
+            return {"auto_pad_also": name}
+    return {}
+
+
+def _pytorch(spec, pads, output_padding, transposed, in_size) -> dict:
+    if all(lo == hi for lo, hi in pads):
+        said = {"padding": tuple(lo for lo, _ in pads)}
+        if transposed:
+            said["output_padding"] = tuple(output_padding)
+        elif max(spec.stride) == 1 and tuple(pads) == tuple(same_pads(i, k, 1, d) for i, k, d in
+                                                            zip(in_size, spec.kernel_size, spec.dilation)):
+            said["padding_also"] = "same"
+        return said
+    if transposed:  # pad the scatter result less, then crop: only lo and hi - output_padding matter
+        return {"padding": 0, "output_padding": tuple(output_padding), "then_crop": tuple(pads)}
+    flat = tuple(v for lo, hi in reversed(pads) for v in (lo, hi))  # F.pad: last dim first
+    return {"F.pad": flat, "padding": 0}
+
+
+def _keras(spec, pads, output_padding, transposed, in_size) -> dict | None:
+    if transposed:
+        return _keras_transposed(spec, pads, output_padding)
+    if all(p == (0, 0) for p in pads):
+        return {"padding": "valid"}
+    refused = max(spec.stride) > 1 and max(spec.dilation) > 1  # Keras refuses strides and dilation together
+    same = tuple(same_pads(i, k, s, d) for i, k, s, d in zip(in_size, spec.kernel_size, spec.stride, spec.dilation))
+    if tuple(pads) == same and not refused:
+        return {"padding": "same"}
+    if len(in_size) == 1 and all(hi == 0 for _, hi in pads) and \
+            tuple(lo for lo, _ in pads) == tuple(d * (k - 1) for k, d in zip(spec.kernel_size, spec.dilation)):
+        return {"padding": "causal"}
+    return None if refused else {f"ZeroPadding{len(in_size)}D": tuple(pads), "padding": "valid"}
+
+
+def _keras_transposed(spec, pads, output_padding) -> dict | None:
+    """Keras's Conv*Transpose: 'valid' crops nothing, 'same' crops ek // 2 each side (or, with
+    no output_padding, whatever makes out = in * stride).  Results match when lo and
+    hi - output_padding match."""
+    wanted = tuple((lo, hi - op) for (lo, hi), op in zip(pads, output_padding))
+    for name in ("valid", "same"):
+        plain = tuple(_keras_default_crop(name, e, s) for e, s in zip(spec.effective_kernel, spec.stride))
+        if plain == wanted:
+            return {"padding": name}
+        lows = [0 if name == "valid" else e // 2 for e in spec.effective_kernel]
+        ops = [low_ - hi for low_, (_, hi) in zip(lows, wanted)]
+        if all(lo == low_ for (lo, _), low_ in zip(wanted, lows)) and all(0 <= op < s for op, s in
+                                                                           zip(ops, spec.stride)):
+            return {"padding": name, "output_padding": tuple(ops)}
+    return None
+
+
+def _keras_default_crop(name, ek, stride) -> tuple[int, int]:
+    """(lo, hi - output_padding) of Keras's transposed layer with output_padding=None."""
+    if name == "valid":  # out = (in - 1) * s + max(ek, s)
+        return (0, -max(stride - ek, 0))
+    total = max(ek - stride, 0)  # out = in * s
+    return (total // 2, total - total // 2 - max(stride - ek, 0))
