@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .explain.commands import add_commands
 from .worked_examples import WorkedExample, worked_examples
 
 CHECK, CROSS = "\u2713", "\u2717"
@@ -71,8 +72,14 @@ def train_digits(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="npconv", description="PyTorch's convolution family on NumPy.",
-        epilog="example:\n  npconv demo      reproduce the spec documents' worked examples",
+        prog="npconv", description="PyTorch's convolution family on NumPy, exact and explained.",
+        epilog="examples:\n  npconv demo              the spec documents' worked examples, then a CNN learns digits\n"
+               "  npconv shape 1,3,224,224 'Conv2d(3, 64, 7, stride=2, padding=3)'\n"
+               "  npconv solve --input 224 --output 112 --kernel 7 --stride 2\n"
+               "  npconv explain           the documents' hand sums, from the engine's index arithmetic\n"
+               "  npconv animate conv.gif --input 5,5 --kernel 3 --stride 2 --padding 1\n"
+               "  npconv visualize         the interactive HTML page\n"
+               "each command has --help with more examples",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo_parser = commands.add_parser(
@@ -87,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                              help="where to write the PNG of filters and mistakes (default digits_cnn.png)")
     demo_parser.add_argument("--no-training", action="store_true", help="only the worked examples")
     demo_parser.set_defaults(run=demo)
+    add_commands(commands)
     return parser
 
 
@@ -96,7 +104,14 @@ def main(argv=None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
-    return args.run(args)
+    try:
+        return args.run(args)
+    except (ValueError, TypeError) as error:  # a refused setting: the engine's message, status 2
+        print(f"npconv {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except ImportError as error:
+        print(f"npconv {args.command}: error: {error} (pip install 'npconv[explain]')", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -152,6 +152,24 @@ class ConvSpec:
         return tuple((i + lo + hi - ek) // s + 1 for i, (lo, hi), ek, s in
                      zip(in_spatial, pads, self.effective_kernel, self.stride))
 
+    def rows(self) -> list[tuple[str, str]]:
+        """(parameter, value) pairs, the effective kernel and the output-size rule included."""
+        rule = ("out = (in - 1) * stride - pad_lo - pad_hi + dilation * (k - 1) + 1 + output_padding"
+                if self.transposed else "out = floor((in + pad_lo + pad_hi - dilation * (k - 1) - 1) / stride) + 1")
+        rows = [("op", self.op), ("kernel_size", str(self.kernel_size)), ("stride", str(self.stride)),
+                ("padding (lo, hi)", str(self.padding)), ("dilation", str(self.dilation)),
+                ("groups", str(self.groups)), ("padding_mode", self.padding_mode)]
+        if self.transposed:
+            rows.append(("output_padding", str(self.output_padding)))
+        return rows + [("effective kernel", str(self.effective_kernel)), ("output size", rule)]
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows a spec as a table."""
+        import html
+        body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
+                       f"<code>{html.escape(v)}</code></td></tr>" for k, v in self.rows())
+        return f"<table>{body}</table>"
+
     def transposed_out_range(self, in_spatial) -> tuple[tuple[int, int], ...]:
         """Per dim, the (min, max) output sizes a transposed conv can reach via output_padding."""
         low = dataclasses.replace(self, output_padding=(0,) * self.ndim).out_spatial(in_spatial)
@@ -161,11 +179,14 @@ class ConvSpec:
         out = tuple((i - 1) * s - lo - hi + ek + op for i, s, (lo, hi), ek, op in
                     zip(in_spatial, self.stride, pads, self.effective_kernel, self.output_padding))
         if min(out) < 1:
+            d = min(range(len(out)), key=lambda i: out[i])
+            (lo, hi), raw = pads[d], out[d] + pads[d][0] + pads[d][1]
             raise ValueError(
                 f"{self.op}: Given input size per channel: ({_x(in_spatial)}). Calculated output "
                 f"size per channel: ({_x(out)}). Output size is too small; "
                 f"rule: out = (in - 1) * stride - pad_lo - pad_hi + dilation * (k - 1) + 1 "
-                f"+ output_padding must be >= 1")
+                f"+ output_padding must be >= 1: in dim {d}, {out[d]} = {raw} - {lo} - {hi}; "
+                f"nearest valid: pad_lo + pad_hi <= {raw - 1}")
         return out
 
     def _check_kernel_fits(self, in_spatial, pads) -> None:
@@ -178,7 +199,21 @@ class ConvSpec:
                 f"{self.op}: Calculated padded input size per channel: ({_x(padded)}). Kernel size: "
                 f"({_x(self.effective_kernel)}). Kernel size can't be greater than actual input size: "
                 f"in dim {d} padded input {size} = {in_spatial[d]} + {lo} + {hi} < effective kernel "
-                f"{ek} = {self.dilation[d]}*({self.kernel_size[d]}-1)+1")
+                f"{ek} = {self.dilation[d]}*({self.kernel_size[d]}-1)+1; nearest valid: "
+                + _kernel_fit_fixes(in_spatial[d], lo, hi, self.kernel_size[d], self.dilation[d]))
+
+
+def _kernel_fit_fixes(size: int, lo: int, hi: int, k: int, d: int) -> str:
+    """The settings nearest to a refused one that make the kernel fit the padded input."""
+    padded = size + lo + hi
+    missing = d * (k - 1) + 1 - padded
+    fixes = [f"padding {lo + -(-missing // 2)} per side (padded {size + 2 * (lo + -(-missing // 2))})"
+             if lo == hi else f"padding ({lo}, {hi + missing})"]
+    if k > 1 and padded > 1 and (padded - 1) // (k - 1) >= 1:
+        fixes.append(f"dilation={(padded - 1) // (k - 1)} (effective kernel "
+                     f"{(padded - 1) // (k - 1) * (k - 1) + 1})")
+    fixes.append(f"kernel_size={(padded - 1) // d + 1}")
+    return ", or ".join(fixes)
 
 
 def check_mode_pad(mode: str, size: int, lo: int, hi: int, dim: int, op: str) -> None:
@@ -186,11 +221,14 @@ def check_mode_pad(mode: str, size: int, lo: int, hi: int, dim: int, op: str) ->
     if mode == "reflect" and max(lo, hi) >= size:
         raise ValueError(
             f"{op}: padding_mode='reflect': Padding size should be less than the corresponding "
-            f"input dimension, but got: padding ({lo}, {hi}) at spatial dim {dim} of size {size}")
+            f"input dimension, but got: padding ({lo}, {hi}) at spatial dim {dim} of size {size} "
+            f"({max(lo, hi)} >= {size}); nearest valid: padding <= {size - 1} per side, or "
+            f"padding_mode='replicate' (no limit)")
     if mode == "circular" and max(lo, hi) > size:
         raise ValueError(
             f"{op}: padding_mode='circular': Padding value causes wrapping around more than once: "
-            f"padding ({lo}, {hi}) at spatial dim {dim} exceeds its size {size}")
+            f"padding ({lo}, {hi}) at spatial dim {dim} exceeds its size {size} ({max(lo, hi)} > {size}); "
+            f"nearest valid: padding <= {size} per side")
 
 
 def _x(values) -> str:

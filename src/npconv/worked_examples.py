@@ -129,6 +129,45 @@ def _one_d_examples() -> list[WorkedExample]:
     return examples
 
 
+@dataclass(frozen=True)
+class HandSum:
+    """A sum the documents work out by hand: an all-ones kernel on the arange input, one output."""
+
+    stated: str
+    source: str
+    channels: int
+    out_channels: int
+    kernel: int
+    index: tuple[int, ...]
+    options: tuple[tuple[str, int], ...] = ()
+    note: str = ""
+
+    def explain(self):
+        from .explain import explain_output
+        groups = dict(self.options).get("groups", 1)
+        w = _ones(self.out_channels, self.channels // groups, self.kernel, self.kernel)
+        return explain_output(_arange_image(self.channels), w, self.index, **dict(self.options))
+
+    def reproduced(self) -> bool:
+        """npconv's sum line says what the document says (spaces aside)."""
+        return self.explain().sum_line().replace(" ", "") == self.stated.replace(" ", "")
+
+
+HAND_SUMS = [
+    HandSum("474=0+1+6+7+36+37+42+43+72+73+78+79", "002 section 6.1", 3, 1, 3, (0, 0, 0, 0), (("padding", 1),)),
+    *(HandSum(text, "002 section 6.2", 3, 3, 3, (0, c, 0, 0), (("padding", 1), ("groups", 3)))
+      for c, text in enumerate(["14 = 0+1+6+7", "158 = 36+37+42+43", "302 = 72+73+78+79"])),
+    *(HandSum(text, "002 section 6.3", 4, 2, 3, (0, c, 0, 0), (("padding", 1), ("groups", 2)), note)
+      for c, (text, note) in enumerate([("172 = 0+1+6+7+36+37+42+43", "first group"),
+                                        ("748 = 72+73+78+79+108+109+114+115", "second group")])),
+    HandSum("108 = 0+36+72", "002 section 6.4", 3, 1, 1, (0, 0, 0, 0)),
+    HandSum("1350 = 0+2+4+12+14+16+24+26+28 + 36+38+40+48+50+52+60+62+64 + 72+74+76+84+86+88+96+98+100",
+            "002 section 6.5", 3, 1, 3, (0, 0, 0, 0), (("dilation", 2),)),
+    *(HandSum(text, "002 section 6.6", 1, 1, 3, (0, 0, row, 0), (("stride", 2),))
+      for row, text in enumerate(["63 = 0+1+2+6+7+8+12+13+14", "171 = 12+13+14+18+19+20+24+25+26"])),
+]
+
+
 def worked_examples() -> list[WorkedExample]:
     """Every worked example of the spec documents, in the order they appear."""
     sobel = lambda: F.conv2d(SOBEL_INPUT[None, None], SOBEL_KERNEL[None, None])[0, 0]  # noqa: E731

@@ -46,7 +46,8 @@ class _ConvNd(Module):
         for label, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
             if channels % groups:
                 raise ValueError(f"{name}: {label} must be divisible by groups: {label}={channels}, "
-                                 f"groups={groups}, {channels} % {groups} = {channels % groups}")
+                                 f"groups={groups}, {channels} % {groups} = {channels % groups}; nearest "
+                                 f"valid: groups={nearest_divisor(math.gcd(in_channels, out_channels), groups)}")
         self._spec = ConvSpec.build(kernel_size, stride, padding, dilation, groups, padding_mode,
                                     self.transposed, output_padding, ndim=self._n, op=name)
         self._dtype = check_module_dtype(dtype, device)
@@ -102,6 +103,13 @@ class _ConvNd(Module):
         gx = grad.input_grad(spec, xb.shape[2:], w, gyb).astype(result, copy=False)
         return gx if batched else gx[0]
 
+    def _repr_html_(self) -> str:
+        """Jupyter: the layer's spec as a table, with its channels and parameter count."""
+        params = sum(int(np.size(p)) for p in (self.weight, self.bias) if p is not None)
+        extra = (f"<tr><th style='text-align:left'>channels</th><td style='text-align:left'>"
+                 f"{self.in_channels} -> {self.out_channels}, {params:,} parameters</td></tr>")
+        return self._spec._repr_html_().replace("<table>", "<table>" + extra, 1)
+
     def extra_repr(self) -> str:
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if isinstance(self.padding, str) or any(_flatten(self.padding)):
@@ -117,6 +125,11 @@ class _ConvNd(Module):
         if self.padding_mode != "zeros":
             text += f", padding_mode={self.padding_mode}"
         return text
+
+
+def nearest_divisor(n: int, wanted: int) -> int:
+    """The divisor of n closest to wanted (the smaller on a tie)."""
+    return min((d for d in range(1, n + 1) if n % d == 0), key=lambda d: (abs(d - wanted), d))
 
 
 def _padding_attribute(pairs):
