@@ -21,14 +21,11 @@ CHECK, CROSS = "\u2713", "\u2717"
 
 # ---- argument parsing ----------------------------------------------------------------
 def ints(text: str) -> tuple[int, ...]:
-    """'1,3,6,6' -> (1, 3, 6, 6)."""
+    """'1,3,6,6' (or '6x6') -> (1, 3, 6, 6)."""
     try:
-        values = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+        return tuple(int(v) for v in text.replace("x", ",").split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1,3,6,6; got {text!r}")
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected at least one integer, got {text!r}")
-    return values
 
 
 def int_or_tuple(text: str):

@@ -173,6 +173,9 @@ def _layer_row(name, module, shape, rf, jump) -> LayerShape:
 
 def _conv_row(name, module, shape, rf, jump) -> LayerShape:
     spec: ConvSpec = module._spec
+    if len(shape) != spec.ndim + 2 or shape[1] != module.in_channels:
+        raise ValueError(f"{name}: expects input (N, {module.in_channels}, {spec.ndim} spatial sizes), "
+                         f"got shape {shape}")
     in_spatial = shape[2:]
     out = (shape[0], module.out_channels) + spec.out_spatial(in_spatial)
     per_group = module.in_channels // spec.groups

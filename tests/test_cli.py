@@ -1,0 +1,86 @@
+"""The npconv command: help with examples, aligned output, status 2 on bad arguments."""
+
+import subprocess
+import sys
+
+import pytest
+
+from npconv.cli import main
+
+COMMANDS = ["demo", "shape", "solve", "explain", "animate", "visualize"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_examples(command, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--help"])
+    assert stop.value.code == 0
+    assert "examples:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["shape", "1,3,8,8", "Conv2d(3, 4, 9)"], "padded input 8 = 8 + 0 + 0 < effective kernel 9"),
+    (["shape", "1,3,8,8", "__import__('os').system('true')"], "expected one of npconv.nn's layers"),
+    (["shape", "1,3,8,8", "Conv2d(3, 4, k)"], "kernel_size must be an int"),  # k reads as the string 'k'
+    (["shape", "1,3,8", "Conv2d(3, 4, 3)"], "expects input (N, 3, 2 spatial sizes)"),
+    (["shape", "1,x,8", "Conv2d(3, 4, 3)"], "comma-separated integers"),
+    (["solve", "--input", "10", "--output", "3", "--kernel", "3", "--stride", "2"], "output_size=4"),
+    (["solve", "--input", "10", "--kernel", "3"], "give --output"),
+    (["explain", "--input", "1,1,2,2", "--weight", "1,1,5,5", "--dilation", "2", "--padding", "1"],
+     "nearest valid: padding 4 per side"),
+    (["explain", "--input", "1,1,4,4", "--weight", "1,1,3,3", "--index", "0,0,5,5"], "outside the shape"),
+    (["explain", "--input", "1,1,3,3", "--weight", "1,1,3,3", "--padding", "3", "--padding-mode", "reflect"],
+     "nearest valid: padding <= 2"),
+    (["nonsense"], "invalid choice"),
+])
+def test_bad_arguments_exit_2_with_a_clear_message(argv, message, capsys):
+    try:
+        status = main(argv)
+    except SystemExit as stop:  # argparse's own refusals
+        status = stop.code
+    assert status == 2
+    assert message in capsys.readouterr().err
+
+
+def test_explain_with_no_options_reproduces_the_documents(capsys):
+    assert main(["explain"]) == 0
+    out = capsys.readouterr().out
+    assert "10/10 hand-summed examples" in out
+    assert "474 = 0+1+6+7 + 36+37+42+43 + 72+73+78+79" in out
+
+
+def test_shape_prints_the_table(capsys):
+    assert main(["shape", "1,3,224,224", "Conv2d(3, 64, 7, stride=2, padding=3)", "MaxPool2d(3, 2, 1)"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[3].split()[:6] == ["0:", "Conv2d", "(1,", "64,", "112,", "112)"]
+    assert lines[4].split()[-2:] == ["11x11", "4x4"]
+
+
+def test_shape_reads_a_module_repr_back(capsys):
+    assert main(["shape", "1,4,8,8", "Conv2d(4, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), "
+                                      "dilation=(2, 2), groups=2, bias=False, padding_mode=circular)"]) == 0
+    assert "(1, 8, 6, 6)" in capsys.readouterr().out
+
+
+def test_solve_prints_every_convention(capsys):
+    assert main(["solve", "--input", "6", "--kernel", "3", "--stride", "2", "--keras", "same"]) == 0
+    out = capsys.readouterr().out
+    assert "pytorch  F.pad=(0, 1), padding=0" in out and "keras    padding='same'" in out
+    assert "onnx     pads=[0, 1], auto_pad_also='SAME_UPPER'" in out
+
+
+def test_explain_matrix_and_reverse(capsys):
+    assert main(["explain", "--input", "1,1,4,4", "--weight", "1,1,3,3", "--matrix"]) == 0
+    out = capsys.readouterr().out
+    assert "1 1 1 . 1 1 1 . 1 1 1 . . . . ." in out
+    assert main(["explain", "--input", "1,1,6,6", "--weight", "1,1,3,3", "--stride", "2", "--reverse",
+                 "--index", "0,0,2,2"]) == 0
+    assert "reaches 4 outputs" in capsys.readouterr().out
+
+
+def test_python_dash_m_runs_the_same_command():
+    done = subprocess.run([sys.executable, "-m", "npconv", "solve", "--input", "7", "--output", "7", "--kernel", "3"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "pytorch  padding=(1,), padding_also='same'" in done.stdout
+    bad = subprocess.run([sys.executable, "-m", "npconv", "solve"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "required" in bad.stderr
