@@ -71,7 +71,8 @@ class Explanation:
             lines.append(f"  ({zeros} of {len(self.terms)} taps fall on zero padding and add 0)")
         moved = [t for t in self.terms if t.padded and t.source is not None]
         if moved:
-            lines.append(f"  ({len(moved)} taps read {self.spec.padding_mode} padding: "
+            lines.append(f"  ({len(moved)} of {len(self.terms)} taps fall on {self.spec.padding_mode} padding, "
+                         "position -> input read: "
                          + ", ".join(f"{_at(t.position)}->{_at(t.source)}" for t in moved[:8])
                          + (" ..." if len(moved) > 8 else "") + ")")
         lines += window_grids(self)
