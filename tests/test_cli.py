@@ -84,3 +84,21 @@ def test_python_dash_m_runs_the_same_command():
     assert done.returncode == 0 and "pytorch  padding=(1,), padding_also='same'" in done.stdout
     bad = subprocess.run([sys.executable, "-m", "npconv", "solve"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "required" in bad.stderr
+
+
+def test_animate_and_visualize_write_their_files(tmp_path, capsys):
+    from PIL import Image
+    gif = tmp_path / "conv.gif"
+    assert main(["animate", str(gif), "--input", "5,5", "--kernel", "3", "--stride", "2", "--padding", "1"]) == 0
+    with Image.open(gif) as picture:
+        assert picture.n_frames == 9  # a 3x3 output, one frame per output cell
+    png = tmp_path / "rf.png"
+    assert main(["animate", str(png), "--input", "1,1,16,16", "--layers", "Conv2d(1,1,3)", "Conv2d(1,1,3,stride=2)"]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = tmp_path / "page.html"
+    assert main(["visualize", str(page), "--input", "7,7", "--kernel", "3", "--stride", "2"]) == 0
+    text = page.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>") and "http://" not in text and "https://" not in text
+    assert main(["visualize", str(tmp_path / "bad.html"), "--input", "2,2", "--kernel", "5"]) == 2
+    assert not (tmp_path / "bad.html").exists()
+    assert "effective kernel 5" in capsys.readouterr().err

@@ -34,7 +34,8 @@ DOM contract (the tests rely on it):
 - hovering (``mouseover``) or focusing an output cell gives it and the input cells it
   reads (padded positions included, only in its group's channels) the class ``hl``; real
   input cells whose value a padded tap copies get ``echo``.  The highlight stays until
-  another output cell is hovered.
+  another output cell is hovered.  (The legend's sample cells carry these classes too but no
+  ``data-*`` attributes; select within ``#input``/``#output``/``#zero``.)
 - ``#formula``: the shape rule, then per dim the rule with the actual numbers, e.g.
   ``H_out = floor((5 + 1 + 1 - 2*(3-1) - 1) / 2) + 1 = 2`` (transposed:
   ``H_out = (3 - 1)*2 - 2*1 + 1*(3-1) + 1 + 1 = 6``).  An invalid setting adds
