@@ -9,6 +9,7 @@ import torch.nn.functional as TF
 import npconv
 import npconv.core
 import npconv.functional as F
+from npconv import nn
 
 X = np.zeros((1, 6, 8, 8), np.float32)
 W = np.zeros((4, 6, 3, 3), np.float32)
@@ -140,3 +141,30 @@ def test_refusal(call, exception, fragments, torch_call, monkeypatch):
         with pytest.raises(Exception) as torch_caught:
             torch_call()
         assert fragments[0] in str(torch_caught.value)
+
+
+# ---- every refusal shows its arithmetic and, where one exists, the nearest valid setting ----
+NEAREST = [
+    (lambda: F.conv2d(np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 5, 5)), dilation=2, padding=1),
+     "padded input 4 = 2 + 1 + 1 < effective kernel 9 = 2*(5-1)+1; nearest valid: padding 4 per side"),
+    (lambda: F.conv1d(np.zeros((1, 1, 6)), np.zeros((1, 1, 4)), dilation=3),
+     "nearest valid: padding 2 per side (padded 10), or dilation=1 (effective kernel 4), or kernel_size=2"),
+    (lambda: F.conv2d(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 3, 3)), padding=3, padding_mode="reflect"),
+     "(3 >= 3); nearest valid: padding <= 2 per side, or padding_mode='replicate'"),
+    (lambda: F.conv2d(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 3, 3)), padding=4, padding_mode="circular"),
+     "(4 > 3); nearest valid: padding <= 3 per side"),
+    (lambda: nn.Conv2d(6, 9, 3, groups=4), "6 % 4 = 2; nearest valid: groups=3"),
+    (lambda: F.conv2d(np.zeros((1, 4, 5, 5)), np.zeros((2, 2, 3, 3))), "nearest valid: groups=2 (4 = 2 * 2)"),
+    (lambda: F.conv_transpose2d(np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 2, 2)), padding=1),
+     "in dim 0, 0 = 2 - 1 - 1; nearest valid: pad_lo + pad_hi <= 1"),
+    (lambda: F.conv_transpose1d(np.zeros((1, 1, 4)), np.zeros((1, 1, 3)), stride=2, output_padding=2),
+     "output_padding 2 >= max(stride 2, dilation 1); nearest valid: 1"),
+    (lambda: F.unfold(np.zeros((1, 1, 2, 2)), 5), "nearest valid: dim 0: padding >= 2; dim 1: padding >= 2"),
+]
+
+
+@pytest.mark.parametrize("call, words", NEAREST, ids=[w[:40] for _, w in NEAREST])
+def test_refusals_show_the_nearest_valid_setting(call, words):
+    with pytest.raises(ValueError) as refusal:
+        call()
+    assert words in str(refusal.value)

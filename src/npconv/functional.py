@@ -114,7 +114,9 @@ def _sliding_blocks(spec: ConvSpec, spatial, op) -> tuple[int, ...]:
             f"{op}: Given input with spatial size {tuple(spatial)}, kernel_size={spec.kernel_size}, "
             f"dilation={spec.dilation}, padding={tuple(lo for lo, _ in pads)}, calculated shape of "
             f"the array of sliding blocks as {blocks}, but its components must be at least one "
-            f"(rule: (size + 2*padding - (dilation*(kernel_size-1)+1)) // stride + 1)")
+            f"(rule: (size + 2*padding - (dilation*(kernel_size-1)+1)) // stride + 1); nearest valid: "
+            + "; ".join(f"dim {d}: padding >= {-(-(ek - size) // 2)}" for d, (size, ek, b) in
+                        enumerate(zip(spatial, spec.effective_kernel, blocks)) if b < 1))
     return blocks
 
 

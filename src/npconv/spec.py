@@ -345,13 +345,27 @@ def check_operands(spec: ConvSpec, input_shape, weight_shape, bias_shape=None) -
         rule = "weight.shape[0]" if spec.transposed else f"weight.shape[1] * groups = {weight_shape[1]} * {g}"
         raise ValueError(f"{op}: Given {given}, weight of size {_size(weight_shape)}, expected "
                          f"input{_size(input_shape)} to have {expected_c} channels, but got "
-                         f"{input_shape[1]} channels instead (rule: in_channels = {rule})")
+                         f"{input_shape[1]} channels instead (rule: in_channels = {rule})"
+                         + _channel_fix(spec, input_shape[1], weight_shape))
     out_channels = weight_shape[1] * g if spec.transposed else weight_shape[0]
     if bias_shape is not None and tuple(bias_shape) != (out_channels,):
         raise ValueError(f"{op}: Given weight of size {_size(weight_shape)}, expected bias to be "
                          f"1-dimensional with {out_channels} elements, but got bias of size "
                          f"{_size(bias_shape)} instead")
     return out_channels
+
+
+def _channel_fix(spec: ConvSpec, channels: int, weight_shape) -> str:
+    """The groups (or weight) that would take ``channels`` input channels."""
+    if spec.transposed:
+        return f"; nearest valid: a weight of size {_size((channels,) + tuple(weight_shape[1:]))}"
+    per_group = weight_shape[1]
+    groups = channels // per_group
+    if channels % per_group == 0 and weight_shape[0] % groups == 0:
+        return f"; nearest valid: groups={groups} ({channels} = {per_group} * {groups})"
+    return (f"; nearest valid: a weight of size "
+            f"{_size((weight_shape[0], channels // spec.groups) + tuple(weight_shape[2:]))}"
+            if channels % spec.groups == 0 else "")
 
 
 def weight_shape(in_channels: int, out_channels: int, kernel_size, groups: int = 1,
