@@ -78,6 +78,10 @@ class Explanation:
         lines += window_grids(self)
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        import html
+        return f"<pre>{html.escape(self.text())}</pre>"
+
     def heading(self) -> str:
         s = self.spec
         first, last = self.channels

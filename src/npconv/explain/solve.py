@@ -46,6 +46,10 @@ class Solution:
 
     __str__ = text
 
+    def _repr_html_(self) -> str:
+        import html
+        return f"<pre>{html.escape(self.text())}</pre>"
+
 
 def _x(values) -> str:
     return "x".join(str(v) for v in values)
