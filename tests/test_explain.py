@@ -329,3 +329,13 @@ def test_solve_refuses_unreachable_sizes_with_the_arithmetic():
         solve(10, 3, 3, stride=2)
     with pytest.raises(ValueError, match=r"largest is 10 = \(4 - 1\) \* 2 \+ 3 \+ output_padding 1"):
         solve(4, 12, 3, stride=2, transposed=True)
+
+
+def test_jupyter_shows_specs_layers_and_reports_as_html_tables():
+    from npconv import ConvSpec
+    spec_html = ConvSpec.build((3, 3), stride=2, padding=1)._repr_html_()
+    assert spec_html.startswith("<table>") and "<code>(2, 2)</code>" in spec_html and "effective kernel" in spec_html
+    layer_html = nn.Conv2d(3, 8, 3, groups=1)._repr_html_()
+    assert "3 -&gt; 8, 224 parameters" in layer_html
+    report_html = shape_report(nn.Conv2d(3, 8, 3), (1, 3, 8, 8))._repr_html_()
+    assert report_html.count("<tr>") == 4 and "<td>(1, 8, 6, 6)</td>" in report_html
