@@ -336,6 +336,6 @@ def test_jupyter_shows_specs_layers_and_reports_as_html_tables():
     spec_html = ConvSpec.build((3, 3), stride=2, padding=1)._repr_html_()
     assert spec_html.startswith("<table>") and "<code>(2, 2)</code>" in spec_html and "effective kernel" in spec_html
     layer_html = nn.Conv2d(3, 8, 3, groups=1)._repr_html_()
-    assert "3 -&gt; 8, 224 parameters" in layer_html
+    assert "3 &rarr; 8, 224 parameters" in layer_html
     report_html = shape_report(nn.Conv2d(3, 8, 3), (1, 3, 8, 8))._repr_html_()
     assert report_html.count("<tr>") == 4 and "<td>(1, 8, 6, 6)</td>" in report_html

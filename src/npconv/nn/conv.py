@@ -107,7 +107,7 @@ class _ConvNd(Module):
         """Jupyter: the layer's spec as a table, with its channels and parameter count."""
         params = sum(int(np.size(p)) for p in (self.weight, self.bias) if p is not None)
         extra = (f"<tr><th style='text-align:left'>channels</th><td style='text-align:left'>"
-                 f"{self.in_channels} -> {self.out_channels}, {params:,} parameters</td></tr>")
+                 f"{self.in_channels} &rarr; {self.out_channels}, {params:,} parameters</td></tr>")
         return self._spec._repr_html_().replace("<table>", "<table>" + extra, 1)
 
     def extra_repr(self) -> str:
