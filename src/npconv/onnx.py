@@ -1,0 +1,362 @@
+"""ONNX's Conv, ConvTranspose and Col2Im, run on npconv's engine.
+
+Each function follows its ONNX operator spec (opset 22 for Conv/ConvTranspose, 18 for
+Col2Im): inputs as positional arrays, attributes as keyword arguments under their ONNX
+names.  ONNX rules are turned into explicit ``(begin, end)`` pads once (:func:`conv_pads`,
+:func:`conv_transpose_pads`) and then handed to :class:`npconv.spec.ConvSpec`, so there is
+no second convolution here.  The ``onnx`` package is not needed.
+
+Shape rules (``ek = (k - 1) * dilation + 1``, the effective kernel)::
+
+    Conv:           out = floor((in + pad_begin + pad_end - ek) / stride) + 1
+      SAME_*:       out = ceil(in / stride), total = max((out - 1) * stride + ek - in, 0),
+                    SAME_UPPER: begin = total // 2 (the odd one at the end), SAME_LOWER: the
+                    odd one at the beginning
+    ConvTranspose:  out = stride * (in - 1) + output_padding + ek - pad_begin - pad_end
+      output_shape: total = stride * (in - 1) + output_padding + ek - output_shape,
+                    SAME_UPPER: begin = total // 2, end = total - total // 2;
+                    NOTSET/VALID/SAME_LOWER: begin = total - total // 2, end = total // 2
+                    (floor division, so a negative total grows the output with zeros)
+      SAME_* without output_shape: output_shape = in * stride
+    Col2Im:         image_shape is given; blocks L = prod(floor((image + pad_begin +
+                    pad_end - ek) / stride) + 1)
+
+Dtypes: X, W and B share one type (ONNX's ``T``); the result has it.  float16 is computed in
+float32 and returned as float16.  Every refusal (``ValueError``/``TypeError``) names the
+attribute, the rule and the numbers, and comes before any arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from . import core
+from .arrays import as_real_array, compute_dtypes
+from .functional import fold
+from .spec import ConvSpec
+
+__all__ = ["conv", "conv_transpose", "col2im", "conv_pads", "conv_transpose_pads",
+           "transposed_engine_pads", "AUTO_PADS"]
+
+AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
+
+
+# ---- attribute normalisation (pure) ------------------------------------------------------
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def int_list(op: str, name: str, value, length: int, default: int, minimum: int) -> tuple[int, ...]:
+    """An ONNX ints attribute as a tuple of ``length`` ints >= ``minimum`` (None: default)."""
+    if value is None:
+        return (default,) * length
+    values = list(np.asarray(value).ravel()) if isinstance(value, np.ndarray) else value
+    if not isinstance(values, (list, tuple)) or not all(_is_int(v) for v in values):
+        raise TypeError(f"{op}: {name} must be a list of ints, got {value!r}")
+    if len(values) != length:
+        raise ValueError(f"{op}: {name} must have {length} values ({_why(name, length)}), "
+                         f"got {len(values)}: {name}={[int(v) for v in values]}")
+    if min(values, default=minimum) < minimum:
+        raise ValueError(f"{op}: every value of {name} must be >= {minimum}, "
+                         f"got {name}={[int(v) for v in values]}")
+    return tuple(int(v) for v in values)
+
+
+def _why(name: str, length: int) -> str:
+    if name == "pads":
+        return f"[x1_begin, x2_begin, ..., x1_end, x2_end, ...] for {length // 2} spatial axes"
+    return f"one per spatial axis, {length} spatial axes"
+
+
+def auto_pad_name(op: str, auto_pad) -> str:
+    """auto_pad as a str (ONNX protobufs hold bytes), refused unless one of AUTO_PADS."""
+    text = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if text not in AUTO_PADS:
+        raise ValueError(f"{op}: auto_pad must be one of {AUTO_PADS}, got auto_pad={auto_pad!r}")
+    return text
+
+
+def explicit_pads(op: str, auto_pad: str, pads, n: int):
+    """``pads`` [b1, ..., bn, e1, ..., en] as n (begin, end) pairs; None when auto_pad rules."""
+    if pads is not None and auto_pad != "NOTSET":
+        given = int_list(op, "pads", pads, 2 * n, 0, 0)
+        if auto_pad != "VALID" or any(given):  # zero pads with VALID say the same thing
+            raise ValueError(f"{op}: pads cannot be used together with auto_pad={auto_pad!r} "
+                             f"(ONNX: auto_pad must be NOTSET when pads is given), got pads={list(given)}")
+    if auto_pad == "VALID":
+        return ((0, 0),) * n
+    if auto_pad != "NOTSET":
+        return None
+    flat = int_list(op, "pads", pads, 2 * n, 0, 0)
+    return tuple(zip(flat[:n], flat[n:]))
+
+
+def _same_split(total: int, upper: bool) -> tuple[int, int]:
+    return (total // 2, total - total // 2) if upper else (total - total // 2, total // 2)
+
+
+def conv_pads(in_spatial, kernel_shape, *, auto_pad="NOTSET", dilations=None, pads=None,
+              strides=None, op: str = "Conv") -> tuple[tuple[int, int], ...]:
+    """Conv's (begin, end) pads per spatial axis for this input size.
+
+    >>> conv_pads((5, 5), (3, 3), auto_pad="SAME_LOWER", strides=(2, 2))
+    ((1, 1), (1, 1))
+    >>> conv_pads((6,), (3,), auto_pad="SAME_UPPER", strides=(2,))
+    ((0, 1),)
+    """
+    n = len(in_spatial)
+    auto_pad = auto_pad_name(op, auto_pad)
+    strides = int_list(op, "strides", strides, n, 1, 1)
+    dilations = int_list(op, "dilations", dilations, n, 1, 1)
+    pairs = explicit_pads(op, auto_pad, pads, n)
+    if pairs is not None:
+        return pairs
+    pairs = []
+    for size, k, s, d in zip(in_spatial, kernel_shape, strides, dilations):
+        out = -(-size // s)  # ceil(in / stride)
+        pairs.append(_same_split(max((out - 1) * s + (k - 1) * d + 1 - size, 0), auto_pad == "SAME_UPPER"))
+    return tuple(pairs)
+
+
+def conv_transpose_pads(in_spatial, kernel_shape, *, auto_pad="NOTSET", dilations=None,
+                        output_padding=None, output_shape=None, pads=None, strides=None,
+                        op: str = "ConvTranspose") -> tuple[tuple[int, int], ...]:
+    """ConvTranspose's (begin, end) pads; negative when output_shape exceeds the full scatter.
+
+    >>> conv_transpose_pads((3, 3), (3, 3), strides=(3, 2), output_shape=(10, 8))
+    ((0, -1), (0, -1))
+    >>> conv_transpose_pads((3, 3), (3, 3), strides=(2, 2), auto_pad="SAME_UPPER")
+    ((0, 1), (0, 1))
+    """
+    n = len(in_spatial)
+    auto_pad = auto_pad_name(op, auto_pad)
+    strides = int_list(op, "strides", strides, n, 1, 1)
+    dilations = int_list(op, "dilations", dilations, n, 1, 1)
+    output_padding = int_list(op, "output_padding", output_padding, n, 0, 0)
+    given = explicit_pads(op, auto_pad, pads, n)  # refuses pads beside auto_pad SAME_*
+    if output_shape is None and auto_pad in ("NOTSET", "VALID"):
+        return given
+    if output_shape is None:
+        output_shape = tuple(i * s for i, s in zip(in_spatial, strides))
+    target = output_shape_values(op, output_shape, n)
+    full = (s * (i - 1) + p + (k - 1) * d + 1 for i, k, s, d, p in
+            zip(in_spatial, kernel_shape, strides, dilations, output_padding))
+    return tuple(_same_split(f - o, auto_pad == "SAME_UPPER") for f, o in zip(full, target))
+
+
+def output_shape_values(op: str, output_shape, n: int) -> tuple[int, ...]:
+    """output_shape's n spatial sizes (a leading (N, C) is dropped, as ONNX Runtime does)."""
+    values = list(np.asarray(output_shape).ravel()) if isinstance(output_shape, np.ndarray) else output_shape
+    if isinstance(values, (list, tuple)) and len(values) == n + 2:
+        values = values[2:]
+    return int_list(op, "output_shape", values, n, 1, 1)
+
+
+def transposed_engine_pads(pairs, output_padding, strides, dilations):
+    """Split ONNX's ConvTranspose pads into PyTorch-style settings and zeros to add around.
+
+    The ONNX output is the window [begin, begin + out) of the full scatter extended with zeros;
+    output_padding moves its end.  Returns (pads >= 0, output_padding < max(stride, dilation),
+    (before, after) zeros to add to the result).  A negative end becomes output_padding as far as
+    PyTorch allows; begin and end never have opposite signs (output_shape splits one total), so
+    the engine's output is never smaller than one.
+    """
+    engine, engine_op, grow = [], [], []
+    for (lo, hi), p, s, d in zip(pairs, output_padding, strides, dilations):
+        past_end = p - hi if hi < 0 else 0  # how far the output reaches past the scatter's end
+        op = min(past_end, max(s, d) - 1) if hi < 0 else p  # hi >= 0: PyTorch's own settings
+        engine.append((max(lo, 0), max(hi, 0)))
+        engine_op.append(op)
+        grow.append((max(-lo, 0), past_end - op if hi < 0 else 0))
+    return tuple(engine), tuple(engine_op), tuple(grow)
+
+
+# ---- operand checks ------------------------------------------------------------------------
+
+def _operands(op: str, X, W, B):
+    """X, W (and B) as arrays of X's float type; W and B must share it (ONNX's T)."""
+    x = as_real_array(X, "X", op)
+    arrays = [x]
+    for name, value in (("W", W), ("B", B)):
+        if value is None:
+            arrays.append(None)
+            continue
+        a = as_real_array(value, name, op)
+        if isinstance(value, np.ndarray) and value.dtype.kind == "f" and a.dtype != x.dtype:
+            raise TypeError(f"{op}: X, W and B must share one type T, got X {x.dtype} and {name} {a.dtype}")
+        arrays.append(a.astype(x.dtype, copy=False))
+    return tuple(arrays)
+
+
+def _check_shapes(op: str, x, w, b, group, kernel_shape, transposed: bool) -> int:
+    """Ranks, kernel_shape, group and channel counts; returns the number of spatial axes."""
+    if w.ndim < 3 or x.ndim != w.ndim:
+        raise ValueError(f"{op}: X must be (N, C, D1, ..., Dn) and W (M, C/group, k1, ..., kn) with the "
+                         f"same rank >= 3, got X of shape {list(x.shape)} and W of shape {list(w.shape)}")
+    if kernel_shape is not None and int_list(op, "kernel_shape", kernel_shape, w.ndim - 2, 1, 1) != w.shape[2:]:
+        raise ValueError(f"{op}: kernel_shape={list(kernel_shape)} must match W's spatial shape "
+                         f"{list(w.shape[2:])} (W of shape {list(w.shape)})")
+    if not _is_int(group) or group < 1:
+        raise ValueError(f"{op}: group must be a positive integer, got group={group!r}")
+    c = x.shape[1]
+    expected = w.shape[0] if transposed else w.shape[1] * group
+    rule = "W.shape[0]" if transposed else f"W.shape[1] * group = {w.shape[1]} * {group}"
+    if c % group or c != expected:
+        raise ValueError(f"{op}: X has C={c} channels; the rule is C % group == 0 and C == {rule} = "
+                         f"{expected}, with group={group} and W of shape {list(w.shape)}")
+    m = w.shape[1] * group if transposed else w.shape[0]
+    if not transposed and m % group:
+        raise ValueError(f"{op}: W.shape[0] = M = {m} must be divisible by group={group} ({m} % {group} = {m % group})")
+    if b is not None and b.shape != (m,):
+        raise ValueError(f"{op}: B must be 1-D with M={m} values, got B of shape {list(b.shape)}")
+    return w.ndim - 2
+
+
+# ---- the operators -------------------------------------------------------------------------
+
+def conv(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None,
+         pads=None, strides=None) -> np.ndarray:
+    """ONNX Conv: X (N, C, D1..Dn), W (M, C/group, k1..kn), B (M,) -> Y (N, M, O1..On).
+
+    ``O = floor((D + pad_begin + pad_end - ((k - 1) * dilation + 1)) / stride) + 1``; ``pads``
+    is [x1_begin, x2_begin, ..., x1_end, x2_end, ...]; auto_pad SAME_UPPER/SAME_LOWER give
+    ``O = ceil(D / stride)`` with the odd pad at the end/beginning.
+
+    >>> import numpy as np
+    >>> x = np.arange(25.).reshape(1, 1, 5, 5)
+    >>> conv(x, np.ones((1, 1, 3, 3)), pads=[1, 0, 0, 1], strides=[2, 2])[0, 0]
+    array([[ 21.,  33.],
+           [ 99., 117.]])
+    """
+    x, w, b = _operands("Conv", X, W, B)
+    n = _check_shapes("Conv", x, w, b, group, kernel_shape, transposed=False)
+    pairs = conv_pads(x.shape[2:], w.shape[2:], auto_pad=auto_pad, dilations=dilations, pads=pads,
+                      strides=strides)
+    strides = int_list("Conv", "strides", strides, n, 1, 1)
+    dilations = int_list("Conv", "dilations", dilations, n, 1, 1)
+    _check_conv_output("Conv", x.shape[2:], w.shape[2:], pairs, strides, dilations)
+    spec = ConvSpec.build(w.shape[2:], strides, pairs, dilations, group, ndim=n, op="Conv")
+    return core.apply(spec, x, w, b)
+
+
+def _check_conv_output(op, in_spatial, kernel, pairs, strides, dilations) -> None:
+    for axis, (i, k, (lo, hi), s, d) in enumerate(zip(in_spatial, kernel, pairs, strides, dilations)):
+        ek = (k - 1) * d + 1
+        if i + lo + hi < ek:
+            raise ValueError(
+                f"{op}: the effective kernel (k - 1) * dilation + 1 = ({k} - 1) * {d} + 1 = {ek} is larger "
+                f"than the padded input in + pad_begin + pad_end = {i} + {lo} + {hi} = {i + lo + hi} on "
+                f"spatial axis {axis}, so the output would be empty")
+
+
+def conv_transpose(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None,
+                   output_padding=None, output_shape=None, pads=None, strides=None) -> np.ndarray:
+    """ONNX ConvTranspose: X (N, C, D1..Dn), W (C, M/group, k1..kn), B (M,) -> (N, M, O1..On).
+
+    ``O = stride * (D - 1) + output_padding + ((k - 1) * dilation + 1) - pad_begin - pad_end``.
+    With ``output_shape`` the pads come from it (see :func:`conv_transpose_pads`; ``pads`` is
+    then ignored, as the spec says); an output larger than the full scatter is zeros plus B there.
+
+    >>> import numpy as np
+    >>> conv_transpose(np.array([[[1., 2.]]]), np.ones((1, 1, 3)), strides=[2], output_shape=[7])[0, 0]
+    array([0., 1., 1., 3., 2., 2., 0.])
+    """
+    op = "ConvTranspose"
+    x, w, b = _operands(op, X, W, B)
+    n = _check_shapes(op, x, w, b, group, kernel_shape, transposed=True)
+    strides, dilations, out_pad = (int_list(op, a, v, n, m, m) for a, v, m in
+                                   (("strides", strides, 1), ("dilations", dilations, 1),
+                                    ("output_padding", output_padding, 0)))
+    check_output_padding(op, out_pad, strides, dilations)
+    pairs = conv_transpose_pads(x.shape[2:], w.shape[2:], auto_pad=auto_pad, dilations=dilations,
+                                output_padding=out_pad, output_shape=output_shape, pads=pads, strides=strides)
+    _check_transposed_output(op, x.shape[2:], w.shape[2:], pairs, strides, dilations, out_pad)
+    engine, engine_op, grow = transposed_engine_pads(pairs, out_pad, strides, dilations)
+    spec = ConvSpec.build(w.shape[2:], strides, engine, dilations, group, "zeros", True, engine_op,
+                          ndim=n, op=op)
+    if not any(map(any, grow)):
+        return core.apply(spec, x, w, b)
+    return _grown(spec, x, w, b, grow)
+
+
+def _grown(spec, x, w, b, grow) -> np.ndarray:
+    """The engine's output with zeros added around it, then B (so B reaches the new zeros)."""
+    compute, result = compute_dtypes(x, w, b)
+    y = core.apply(spec, x.astype(compute), w.astype(compute))
+    y = np.pad(y, [(0, 0), (0, 0), *grow])
+    if b is not None:
+        y += b.astype(compute).reshape((-1,) + (1,) * spec.ndim)
+    return y.astype(result, copy=False)
+
+
+def check_output_padding(op, out_pad, strides, dilations) -> None:
+    """output_padding < max(stride, dilation) per axis (ONNX's rule, PyTorch's too)."""
+    for axis, (p, s, d) in enumerate(zip(out_pad, strides, dilations)):
+        if p >= max(s, d):
+            raise ValueError(f"{op}: each output_padding value must be less than its stride or dilation: "
+                             f"output_padding={list(out_pad)}, strides={list(strides)}, dilations="
+                             f"{list(dilations)}; on spatial axis {axis} {p} >= max({s}, {d})")
+
+
+def _check_transposed_output(op, in_spatial, kernel, pairs, strides, dilations, out_pad) -> None:
+    for axis, (i, k, (lo, hi), s, d, p) in enumerate(zip(in_spatial, kernel, pairs, strides, dilations, out_pad)):
+        full = s * (i - 1) + p + (k - 1) * d + 1
+        if full - lo - hi < 1:
+            raise ValueError(
+                f"{op}: output size stride * (in - 1) + output_padding + (k - 1) * dilation + 1 - "
+                f"pad_begin - pad_end = {s} * ({i} - 1) + {p} + ({k} - 1) * {d} + 1 - {lo} - {hi} = "
+                f"{full - lo - hi} on spatial axis {axis}; it must be >= 1 (pads at most {full - 1} in all)")
+
+
+def col2im(input, image_shape, block_shape, *, dilations=None, pads=None, strides=None) -> np.ndarray:
+    """ONNX Col2Im: input (N, C * prod(block_shape), L) -> (N, C, *image_shape), any number of axes.
+
+    Overlapping blocks add up (PyTorch's fold, N-d, with per-side pads).  L must be
+    ``prod(floor((image + pad_begin + pad_end - ((block - 1) * dilation + 1)) / stride) + 1)``.
+
+    >>> import numpy as np
+    >>> col2im(np.ones((1, 4, 4)), [3, 3], [2, 2])[0, 0]
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    """
+    op = "Col2Im"
+    cols = as_real_array(input, "input", op)
+    image = _shape_input(op, "image_shape", image_shape)
+    block = _shape_input(op, "block_shape", block_shape)
+    n = len(image)
+    if len(block) != n:
+        raise ValueError(f"{op}: image_shape and block_shape must have the same length, got "
+                         f"image_shape={list(image)} and block_shape={list(block)}")
+    strides, dilations = (int_list(op, a, v, n, 1, 1) for a, v in (("strides", strides), ("dilations", dilations)))
+    pairs = explicit_pads(op, "NOTSET", pads, n)
+    _check_columns(op, cols.shape, image, block, pairs, strides, dilations)
+    return fold(cols, image, block, dilation=dilations, padding=pairs, stride=strides)
+
+
+def _shape_input(op: str, name: str, value) -> tuple[int, ...]:
+    array = np.asarray(value)
+    if array.ndim != 1 or array.size < 1 or array.dtype.kind not in "iu":
+        raise TypeError(f"{op}: {name} must be a 1-D list of ints, got {value!r}")
+    return int_list(op, name, [int(v) for v in array], array.size, 1, 1)
+
+
+def _check_columns(op, shape, image, block, pairs, strides, dilations) -> None:
+    if len(shape) != 3:
+        raise ValueError(f"{op}: input must be 3-D (N, C * prod(block_shape), L), got input of shape {list(shape)}")
+    volume = math.prod(block)
+    if shape[1] % volume:
+        raise ValueError(f"{op}: input.shape[1]={shape[1]} must be divisible by prod(block_shape)="
+                         f"{volume} (block_shape={list(block)}; {shape[1]} % {volume} = {shape[1] % volume})")
+    blocks = [(i + lo + hi - (k - 1) * d - 1) // s + 1 for i, k, (lo, hi), s, d in
+              zip(image, block, pairs, strides, dilations)]
+    if min(blocks) < 1 or shape[2] != math.prod(blocks):
+        raise ValueError(f"{op}: input.shape[2]=L={shape[2]} must equal the number of blocks "
+                         f"prod(floor((image + pad_begin + pad_end - ((block - 1) * dilation + 1)) / stride) + 1) "
+                         f"= prod({blocks}) = {math.prod(blocks)} (each factor >= 1) for image_shape="
+                         f"{list(image)}, block_shape={list(block)}, pads={pairs}, strides={list(strides)}, "
+                         f"dilations={list(dilations)}")
