@@ -26,6 +26,15 @@ class Optimizer:
         for param, state in zip(self.params, self.state):
             if param.grad is not None:
                 self._update(param, np.asarray(param.grad, dtype=param.dtype), state)
+                apply_constraint(param)
+
+
+def apply_constraint(param) -> None:
+    """Project a parameter with its ``constraint`` (set by npconv.keras layers), as Keras's
+    optimizers do after each update; parameters without one are left alone."""
+    constraint = getattr(param, "constraint", None)
+    if constraint is not None:
+        param[...] = np.asarray(constraint(np.asarray(param)), dtype=param.dtype)
 
 
 class SGD(Optimizer):

@@ -1,0 +1,139 @@
+"""Keras's activations by name, each with its gradient (for the layers' ``backward``).
+
+``get(identifier)`` takes what a Keras layer's ``activation=`` takes: None (linear), a Keras
+name (``'relu'``, ``'gelu'`` (exact, Keras's default), ``'swish'`` = ``'silu'``, ...) or a
+callable.  A plain callable runs forward only; give an :class:`Activation` with a
+``grad`` to backpropagate through it.  ``softmax`` and ``log_softmax`` act on the last axis
+of the layer's output, as in Keras (the channels only for channels_last).
+
+>>> relu = get("relu")
+>>> relu(np.array([-1.0, 2.0])), relu.backward(np.array([-1.0, 2.0]), np.ones(2))
+(array([0., 2.]), array([0., 1.]))
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special
+
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
+
+
+class Activation:
+    """A named function ``fn(x)`` and its vector-Jacobian product ``grad(x, y, gy) -> gx``."""
+
+    def __init__(self, name: str, fn, grad=None):
+        self.name, self.fn, self.grad = name, fn, grad
+        self.__name__ = name
+
+    def __call__(self, x):
+        return np.asarray(self.fn(x)).astype(np.asarray(x).dtype, copy=False)
+
+    def backward(self, x, grad_output, y=None):
+        """d loss / d x given d loss / d y, for the input x (and, if known, output y)."""
+        if self.grad is None:
+            raise TypeError(f"activation {self.name!r} has no gradient: give an "
+                            f"npconv.keras.activations.Activation(name, fn, grad) to use backward")
+        gx = self.grad(x, self(x) if y is None else y, grad_output)
+        return np.asarray(gx).astype(np.result_type(x, grad_output), copy=False)
+
+    def __repr__(self) -> str:
+        return f"Activation({self.name!r})"
+
+
+def _sigmoid(x):
+    return special.expit(x)
+
+
+def _softplus(x):
+    return np.logaddexp(0, x).astype(x.dtype, copy=False)
+
+
+def _softmax(x):
+    return special.softmax(x, axis=-1)
+
+
+def _gelu(x):
+    return 0.5 * x * (1 + special.erf(x / math.sqrt(2)))
+
+
+def _elu(x, alpha=1.0):
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+def _mish(x):
+    return x * np.tanh(_softplus(x))
+
+
+def _mish_grad(x, y, gy):
+    tanh_sp = np.tanh(_softplus(x))
+    return gy * (tanh_sp + x * (1 - tanh_sp ** 2) * _sigmoid(x))
+
+
+def _softmax_grad(x, y, gy):
+    return y * (gy - (gy * y).sum(axis=-1, keepdims=True))
+
+
+def _log_softmax_grad(x, y, gy):
+    return gy - np.exp(y) * gy.sum(axis=-1, keepdims=True)
+
+
+def _table() -> dict[str, Activation]:
+    g = Activation
+    entries = [
+        g("linear", lambda x: x, lambda x, y, gy: gy),
+        g("relu", lambda x: np.maximum(x, 0), lambda x, y, gy: gy * (x > 0)),
+        g("relu6", lambda x: np.clip(x, 0, 6), lambda x, y, gy: gy * ((x > 0) & (x < 6))),
+        g("leaky_relu", lambda x: np.where(x > 0, x, 0.2 * x), lambda x, y, gy: gy * np.where(x > 0, 1, 0.2)),
+        g("elu", _elu, lambda x, y, gy: gy * np.where(x > 0, 1, y + 1)),
+        g("celu", _elu, lambda x, y, gy: gy * np.where(x > 0, 1, y + 1)),  # alpha = 1: celu = elu
+        g("selu", lambda x: SELU_SCALE * _elu(x, SELU_ALPHA),
+          lambda x, y, gy: gy * np.where(x > 0, SELU_SCALE, y + SELU_SCALE * SELU_ALPHA)),
+        g("gelu", _gelu, lambda x, y, gy: gy * (0.5 * (1 + special.erf(x / math.sqrt(2)))
+                                                + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi))),
+        g("sigmoid", _sigmoid, lambda x, y, gy: gy * y * (1 - y)),
+        g("hard_sigmoid", lambda x: np.clip(x + 3, 0, 6) / 6, lambda x, y, gy: gy * ((x > -3) & (x < 3)) / 6),
+        g("silu", lambda x: x * _sigmoid(x), lambda x, y, gy: gy * _sigmoid(x) * (1 + x * (1 - _sigmoid(x)))),
+        g("hard_silu", lambda x: x * np.clip(x + 3, 0, 6) / 6,
+          lambda x, y, gy: gy * np.where(x <= -3, 0, np.where(x >= 3, 1, (2 * x + 3) / 6))),
+        g("tanh", np.tanh, lambda x, y, gy: gy * (1 - y * y)),
+        g("hard_tanh", lambda x: np.clip(x, -1, 1), lambda x, y, gy: gy * ((x > -1) & (x < 1))),
+        g("softplus", _softplus, lambda x, y, gy: gy * _sigmoid(x)),
+        g("softsign", lambda x: x / (1 + np.abs(x)), lambda x, y, gy: gy / (1 + np.abs(x)) ** 2),
+        g("exponential", np.exp, lambda x, y, gy: gy * y),
+        g("mish", _mish, _mish_grad),
+        g("log_sigmoid", lambda x: -_softplus(-x), lambda x, y, gy: gy * _sigmoid(-x)),
+        g("softmax", _softmax, _softmax_grad),
+        g("log_softmax", lambda x: special.log_softmax(x, axis=-1), _log_softmax_grad),
+    ]
+    table = {a.name: a for a in entries}
+    table.update(swish=table["silu"], hard_swish=table["hard_silu"])  # Keras's aliases
+    return table
+
+
+ACTIVATIONS = _table()
+
+
+def get(identifier) -> Activation:
+    """None -> linear; a Keras name; an Activation; any other callable (forward only)."""
+    if identifier is None:
+        return ACTIVATIONS["linear"]
+    if isinstance(identifier, str):
+        if identifier not in ACTIVATIONS:
+            raise ValueError(f"Could not interpret activation function identifier: {identifier!r}; "
+                             f"npconv.keras knows {sorted(ACTIVATIONS)}")
+        return ACTIVATIONS[identifier]
+    if isinstance(identifier, Activation):
+        return identifier
+    if callable(identifier):
+        return Activation(getattr(identifier, "__name__", repr(identifier)), identifier)
+    raise ValueError(f"Could not interpret activation function identifier: {identifier!r}")
+
+
+def serialize(activation: Activation):
+    """A built-in's Keras name ('swish' is 'silu'); a custom callable is kept as it is."""
+    if ACTIVATIONS.get(activation.name) is activation:
+        return activation.name
+    return activation.fn if activation.grad is None else activation
