@@ -8,6 +8,11 @@ call), which measured 2-4x on this VM and would make either side look slow.  Rep
 medians and the median of the per-turn ratios torch/npconv (> 1 means npconv is faster).
 
     python bench/layers.py [--repeats 9] [--rows 3,26] [--json bench/results/layers.json]
+
+Rows 28-29 blur 8 channels with a 31x31 Gaussian (sigma 5, built in 2-D): npconv's separable
+path (``npconv.separable.conv2d``: two 1-D passes) and plain ``npconv.conv`` on the full kernel,
+each beside torch's conv2d on the full kernel.  Their GFLOP/s count the full kernel's work, and
+their backward is npconv's full-kernel gradients in both rows.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from tqdm import tqdm
 
 import npconv
 import npconv.grad
+import npconv.separable
 
 # (row, name, N, C_in, spatial, C_out, k, stride, pad, dilation, groups, extra) from BENCHMARK.md
 ROWS = [
@@ -58,7 +64,18 @@ ROWS = [
     (25, "U-Net up-conv", 4, 1024, (28, 28), 512, 2, 2, 0, 1, 1, {"transposed": True}),
     (26, "reflect-padded 3x3", 8, 64, (128, 128), 64, 3, 1, 1, 1, 1, {"padding_mode": "reflect"}),
     (27, "float64 3x3", 4, 32, (64, 64), 32, 3, 1, 1, 1, 1, {"dtype": np.float64}),
+    (28, "Gaussian 31x31 separable", 1, 8, (512, 512), 8, 31, 1, 15, 1, 8,
+     {"gaussian_sigma": 5.0, "separable": True}),
+    (29, "Gaussian 31x31 full kernel", 1, 8, (512, 512), 8, 31, 1, 15, 1, 8, {"gaussian_sigma": 5.0}),
 ]
+
+
+def gaussian_weight(w_shape, sigma: float, dtype) -> np.ndarray:
+    """exp(-(i^2 + j^2) / (2 sigma^2)), normalised, for every filter: built in 2-D, so that
+    the separable path has to find the factors itself."""
+    t = [np.arange(k) - (k - 1) / 2 for k in w_shape[2:]]
+    g = np.exp(-(t[0][:, None] ** 2 + t[1][None, :] ** 2) / (2 * sigma ** 2))
+    return np.broadcast_to(g / g.sum(), w_shape).astype(dtype)
 
 
 def make_case(row):
@@ -71,10 +88,15 @@ def make_case(row):
     kernel = k if isinstance(k, tuple) else (k,) * len(spatial)
     w_shape = (c_in, c_out // groups) if transposed else (c_out, c_in // groups)
     w = (rng.standard_normal(w_shape + kernel) / math.sqrt(c_in * math.prod(kernel))).astype(dtype)
+    if "gaussian_sigma" in extra:
+        w = gaussian_weight(w_shape + kernel, extra["gaussian_sigma"], dtype)
     b = np.zeros(c_out, dtype)
     params = dict(stride=stride, padding=pad, dilation=dilation, groups=groups, transposed=transposed,
                   padding_mode=extra.get("padding_mode", "zeros"))
     forward = lambda: npconv.conv(x, w, b, **params)  # noqa: E731
+    if extra.get("separable"):
+        forward = lambda: npconv.separable.conv2d(x, w, b, stride, pad, dilation, groups,  # noqa: E731
+                                                  padding_mode=params["padding_mode"])
     gy = rng.standard_normal(forward().shape).astype(dtype)
 
     def forward_backward():
@@ -130,6 +152,8 @@ def chosen_algorithm(row) -> str:
         forward()
     finally:
         npconv.select.choose_algorithm = real
+    if row[-1].get("separable"):  # the algorithms of the 1-D passes, or of the fallback
+        return "1-D: " + "+".join(dict.fromkeys(seen))
     return seen[-1]
 
 
