@@ -11,6 +11,7 @@ from .cpu import tune_openblas_coretype
 tune_openblas_coretype()  # before NumPy/SciPy load their OpenBLAS; see npconv.cpu
 
 from . import functional, grad, nn, optim  # noqa: E402
+from . import convert, keras, onnx, separable  # noqa: E402
 from .core import conv  # noqa: E402
 from .io import load, save  # noqa: E402
 from .random import manual_seed  # noqa: E402
@@ -20,6 +21,6 @@ from .threads import get_num_threads, set_num_threads  # noqa: E402
 from .workspace import set_workspace_limit  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["conv", "ConvSpec", "functional", "grad", "nn", "optim", "save", "load", "manual_seed",
+__all__ = ["conv", "ConvSpec", "functional", "grad", "nn", "optim", "keras", "onnx", "convert", "separable", "save", "load", "manual_seed",
            "choose_algorithm", "set_algorithm", "set_autotune", "set_workspace_limit", "set_num_threads",
            "get_num_threads", "__version__"]
