@@ -337,3 +337,38 @@ def _plain(value):
     if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
     return round(float(np.float32(value)), 6) if isinstance(value, float) else value
+
+
+def _translate_cases():
+    for size, k, padding in itertools.product((4, 5), (1, 2, 3, 4, 5), ("same", "valid")):
+        for s, d in ((1, 1), (2, 1), (3, 1), (1, 2)):
+            for op in (None, *range(s)):
+                yield size, k, s, d, padding, op
+
+
+@pytest.mark.parametrize("size,k,s,d,padding,op", list(_translate_cases()))
+def test_explain_translate_says_keras_transposed_padding_as_keras_computes_it(size, k, s, d, padding, op):
+    """npconv.explain.translate's PyTorch statement of a Keras Conv1DTranspose (lopsided
+    'same' crops, output_padding None or given) reproduces Keras's output, and its Keras
+    statement, built as a Keras layer again, gives that output too."""
+    from npconv.explain import translate
+    import torch.nn.functional as TF
+    x = np.random.default_rng(size * 100 + k).standard_normal((1, size, 1)).astype(np.float32)
+    layer = keras.layers.Conv1DTranspose(1, k, strides=s, padding=padding, output_padding=op, dilation_rate=d,
+                                         use_bias=False)
+    want = keras.ops.convert_to_numpy(layer(x))[0, :, 0]
+    kernel = layer.get_weights()[0]  # (k, filters, C_in)
+    solution = translate(size, k, stride=s, dilation=d, keras=padding, transposed=True, output_padding=op)
+    said = solution.pytorch
+    got = TF.conv_transpose1d(torch.from_numpy(x.transpose(0, 2, 1)), torch.from_numpy(kernel.transpose(2, 1, 0)),
+                              stride=s, dilation=d, padding=said["padding"], output_padding=said["output_padding"])
+    if "then_crop" in said:
+        (lo, hi), = said["then_crop"]
+        got = got[..., lo:got.shape[-1] - hi]
+    assert solution.out_size == want.shape
+    np.testing.assert_allclose(got.numpy()[0, 0], want, rtol=1e-5, atol=1e-6)
+    again = keras.layers.Conv1DTranspose(1, k, strides=s, dilation_rate=d, use_bias=False,
+                                         **{"output_padding": None, **solution.keras})
+    again.build((1, size, 1))
+    again.set_weights([kernel])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(again(x))[0, :, 0], want, rtol=1e-5, atol=1e-6)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..keras import geometry as keras_geometry
 from ..spec import ConvSpec, same_pads
 
 
@@ -162,12 +163,12 @@ def _keras_pads(keras, in_size, kernel, stride, dilation, transposed, output_pad
         raise ValueError(f"translate: keras padding must be 'same', 'valid' or 'causal', got {keras!r}")
     if not transposed:
         return keras, output_padding or 0
+    if keras == "causal":
+        raise ValueError("translate: Keras's transposed layers take padding 'same' or 'valid', not 'causal'")
     spec = ConvSpec.build(kernel, stride, 0, dilation, ndim=len(in_size), op="translate")
-    if output_padding is None:  # Keras's default: the crop that gives (in-1)*s + max(ek, s) or in*s
-        crops = [_keras_default_crop(keras, e, s) for e, s in zip(spec.effective_kernel, spec.stride)]
-        return tuple((lo, max(rest, 0)) for lo, rest in crops), tuple(max(-rest, 0) for _, rest in crops)
-    low = [0 if keras == "valid" else e // 2 for e in spec.effective_kernel]
-    return tuple((p, p) for p in low), output_padding
+    if output_padding is not None:
+        output_padding = _per_dim(output_padding, len(in_size), "output_padding")
+    return keras_geometry.transposed_pads(spec.kernel_size, spec.stride, keras, output_padding, spec.dilation)
 
 
 def _onnx_auto_pad(auto_pad):
@@ -238,25 +239,36 @@ def _keras(spec, pads, output_padding, transposed, in_size) -> dict | None:
 
 
 def _keras_transposed(spec, pads, output_padding) -> dict | None:
-    """Keras's Conv*Transpose: 'valid' crops nothing, 'same' crops ek // 2 each side (or, with
-    no output_padding, whatever makes out = in * stride).  Results match when lo and
-    hi - output_padding match."""
-    wanted = tuple((lo, hi - op) for (lo, hi), op in zip(pads, output_padding))
+    """The Keras Conv*Transpose padding (and output_padding) whose crops, lo in front and
+    hi - output_padding behind, are these; results match when the crops match."""
+    if max(spec.stride) > 1 and max(spec.dilation) > 1:  # Keras refuses strides with dilation
+        return None
+    wanted = _crops(pads, output_padding)
     for name in ("valid", "same"):
-        plain = tuple(_keras_default_crop(name, e, s) for e, s in zip(spec.effective_kernel, spec.stride))
-        if plain == wanted:
-            return {"padding": name}
-        lows = [0 if name == "valid" else e // 2 for e in spec.effective_kernel]
-        ops = [low_ - hi for low_, (_, hi) in zip(lows, wanted)]
-        if all(lo == low_ for (lo, _), low_ in zip(wanted, lows)) and all(0 <= op < s for op, s in
-                                                                           zip(ops, spec.stride)):
-            return {"padding": name, "output_padding": tuple(ops)}
+        said = _keras_transposed_dims(name, spec, wanted)
+        if said is not None:
+            return said
     return None
 
 
-def _keras_default_crop(name, ek, stride) -> tuple[int, int]:
-    """(lo, hi - output_padding) of Keras's transposed layer with output_padding=None."""
-    if name == "valid":  # out = (in - 1) * s + max(ek, s)
-        return (0, -max(stride - ek, 0))
-    total = max(ek - stride, 0)  # out = in * s
-    return (total // 2, total - total // 2 - max(stride - ek, 0))
+def _keras_transposed_dims(name, spec, wanted) -> dict | None:
+    """Per dimension, Keras's default (output_padding None) or the output_padding below the
+    stride that crops as wanted; a dimension that needs one makes every dimension say one."""
+    defaults, chosen = [], []
+    for k, s, d, crop in zip(spec.kernel_size, spec.stride, spec.dilation, wanted):
+        options = [op for op in [None, *range(s)] if _crops(*keras_geometry.transposed_pads(
+            (k,), (s,), name, None if op is None else (op,), (d,))) == (crop,)]
+        if not options:
+            return None
+        defaults.append(options[0] is None)
+        chosen.append([op for op in options if op is not None])
+    if all(defaults):
+        return {"padding": name}
+    if not all(chosen):
+        return None
+    return {"padding": name, "output_padding": tuple(ops[0] for ops in chosen)}
+
+
+def _crops(pads, output_padding) -> tuple:
+    """(lo, hi - output_padding) per dimension: all that a transposed result depends on."""
+    return tuple((lo, hi - op) for (lo, hi), op in zip(pads, output_padding))
