@@ -1,6 +1,8 @@
 """Every algorithm, forced, on every grid case it applies to: forward and weight gradient
 against PyTorch, forward against the reference implementation."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -82,3 +84,21 @@ def test_fft_on_large_depthwise_kernels(k, stride, dilation, mode, dtype, forced
     y_t.backward(torch.from_numpy(gy))
     assert_matches(G.conv_weight(x, w.shape, gy, stride=stride, padding=pad, dilation=dilation, groups=6,
                                  padding_mode=mode), tw.grad, dtype)
+
+
+def test_compiled_depthwise_kernels_load_from_numbas_disk_cache_in_a_new_process(tmp_path):
+    """A second process finds the first one's compiled kernels (closures over jitted functions
+    missed Numba's cache in every process and recompiled for seconds)."""
+    import subprocess
+    import sys
+    script = ("import numpy as np, npconv\n"
+              "x = np.ones((1, 16, 6, 6), np.float32); w = np.ones((16, 1, 3, 3), np.float32)\n"
+              "npconv.set_algorithm('depthwise_jit')\n"
+              "print(npconv.conv(x, w, padding=1, groups=16)[0, 0, 0, 0])\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "NUMBA_DEBUG_CACHE": "1"}
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+            for _ in range(2)]
+    assert all(run.stdout.strip().splitlines()[-1] == "4.0" for run in runs)  # a corner sums 2x2 ones
+    first, second = (run.stdout + run.stderr for run in runs)
+    assert "data saved" in first and "forward" in first
+    assert "data saved" not in second and "data loaded" in second
