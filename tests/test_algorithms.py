@@ -102,3 +102,27 @@ def test_compiled_depthwise_kernels_load_from_numbas_disk_cache_in_a_new_process
     first, second = (run.stdout + run.stderr for run in runs)
     assert "data saved" in first and "forward" in first
     assert "data saved" not in second and "data loaded" in second
+
+
+@pytest.mark.parametrize("channels,size,kernel,stride,dilation,padding", [
+    (3, (37, 23), (5, 5), 1, 1, 2), (8, (64, 40), (31, 1), 1, 1, (15, 0)), (2, (29, 31), (3, 3), 2, 1, 1),
+    (1, (33, 17), (3, 3), 1, 3, 0), (5, (9, 12), (3, 2), (2, 1), (1, 2), (1, 0)), (4, (5, 30), (3, 3), 1, 1, 1)])
+def test_compiled_depthwise_splits_few_channel_images_into_row_chunks(channels, size, kernel, stride, dilation,
+                                                                      padding):
+    """Images with few channels run as chunks of output rows (every thread busy); each chunk
+    reads only its rows, at every stride and dilation, with rows left over when out_h does
+    not divide."""
+    from npconv.algorithms import depthwise_jit
+    rng = np.random.default_rng(channels)
+    x = rng.standard_normal((1, channels) + size).astype(np.float32)
+    w = rng.standard_normal((channels, 1) + kernel).astype(np.float32)
+    want = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), stride=stride, padding=padding,
+                                       dilation=dilation, groups=channels)
+    assert depthwise_jit._row_chunks(want.shape) == min(want.shape[2], depthwise_jit.JOBS_PER_THREAD *
+                                                        __import__("numba").get_num_threads())
+    npconv.set_algorithm("depthwise_jit")
+    try:
+        got = npconv.conv(x, w, stride=stride, padding=padding, dilation=dilation, groups=channels)
+    finally:
+        npconv.set_algorithm(None)
+    assert_matches(got, want, np.float32)

@@ -16,14 +16,13 @@ in parallel over channel blocks so that no two threads add into the same weights
 
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 
 from ..windows import padded_copy
 
 try:
-    import numba  # noqa: F401  (the kernels themselves are in depthwise_jit_kernels)
+    import numba
 except ImportError:  # the planner falls back to depthwise_direct
     numba = None
 
@@ -36,11 +35,14 @@ def applies(spec, x_shape, w_shape) -> bool:
     return available() and not spec.transposed and spec.groups == x_shape[1] and spec.ndim in (1, 2)
 
 
-@functools.lru_cache(maxsize=None)
+JOBS_PER_THREAD = 4
+
+
 def _kernels():
-    """(forward, weight_grad), compiled on first use and cached on disk by Numba, not at import."""
+    """The compiled kernels' module, imported on first use; Numba compiles each kernel on its
+    first call and caches it on disk, so nothing is compiled at import."""
     from . import depthwise_jit_kernels
-    return depthwise_jit_kernels.forward, depthwise_jit_kernels.weight_grad
+    return depthwise_jit_kernels
 
 
 def _as_2d(x, spec, pads, w=None):
@@ -62,12 +64,21 @@ def _tile_size(x2, lo_h, lo_w, out_h, out_w, stride, dilation, kernel):
     return max(reach[0], x2.shape[2] + lo_h), max(reach[1], x2.shape[3] + lo_w)
 
 
+def _row_chunks(out_shape) -> int:
+    """Chunks of output rows per (image, channel block): enough jobs for every thread
+    (JOBS_PER_THREAD each, for balance) when images and channel blocks alone are too few."""
+    n, c_out, out_h = out_shape[:3]
+    jobs = n * -(-c_out // _kernels().BLOCK_CHANNELS)
+    wanted = JOBS_PER_THREAD * numba.get_num_threads()
+    return max(1, min(out_h, -(-wanted // jobs)))
+
+
 def forward(x, w, spec, pads, out_spatial) -> np.ndarray:
     x2, w2, lo_h, lo_w, stride, dilation = _as_2d(x, spec, pads, w)
     out = np.empty((x.shape[0], w.shape[0]) + ((1,) if spec.ndim == 1 else ()) + tuple(out_spatial), x.dtype)
     w_t = np.ascontiguousarray(w2[:, 0].transpose(1, 2, 0))
-    hp, wp = _tile_size(x2, lo_h, lo_w, out.shape[2], out.shape[3], stride, dilation, w_t.shape[:2])
-    _kernels()[0](x2, w_t, out, lo_h, lo_w, *stride, *dilation, hp, wp)
+    _, wp = _tile_size(x2, lo_h, lo_w, out.shape[2], out.shape[3], stride, dilation, w_t.shape[:2])
+    _kernels().forward(x2, w_t, out, lo_h, lo_w, *stride, *dilation, wp, _row_chunks(out.shape))
     return out.reshape((x.shape[0], w.shape[0]) + tuple(out_spatial))
 
 
@@ -77,5 +88,5 @@ def weight_grad(x, gy, spec, pads) -> np.ndarray:
     kernel = ((1,) if spec.ndim == 1 else ()) + spec.kernel_size
     gw_t = np.empty(kernel + (gy.shape[1],), x.dtype)
     hp, wp = _tile_size(x2, lo_h, lo_w, gy2.shape[2], gy2.shape[3], stride, dilation, kernel)
-    _kernels()[1](x2, gy2, gw_t, lo_h, lo_w, *stride, *dilation, hp, wp)
+    _kernels().weight_grad(x2, gy2, gw_t, lo_h, lo_w, *stride, *dilation, hp, wp)
     return np.ascontiguousarray(gw_t.transpose(2, 0, 1)).reshape((gy.shape[1], 1) + spec.kernel_size)

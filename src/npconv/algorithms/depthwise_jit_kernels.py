@@ -17,11 +17,13 @@ _inline = numba.njit(cache=True, fastmath={"reassoc", "contract"})
 
 @_inline
 def load_tile(x, n, co0, cb, m, lo_h, lo_w, tile):
-    """tile[r + lo_h, (s + lo_w) * B + k] = x[n, (co0 + k) // m, r, s] (B = BLOCK_CHANNELS); zeros elsewhere."""
+    """tile[r + lo_h, (s + lo_w) * B + k] = x[n, (co0 + k) // m, r, s] (B = BLOCK_CHANNELS) for the
+    rows that fall inside the tile (lo_h may be negative: a tile of some rows); zeros elsewhere."""
     tile[:] = 0
+    first, stop = max(0, -lo_h), min(x.shape[2], tile.shape[0] - lo_h)
     for k in range(cb):
         plane = x[n, (co0 + k) // m]
-        for r in range(plane.shape[0]):
+        for r in range(first, stop):
             for s in range(plane.shape[1]):
                 tile[r + lo_h, (s + lo_w) * BLOCK_CHANNELS + k] = plane[r, s]
 
@@ -45,28 +47,35 @@ def tap_products(tile, r, col0, sw, factors, acc):
 
 
 @_parallel
-def forward(x, w_t, out, lo_h, lo_w, sh, sw, dh, dw, hp, wp):
-    """x (N, C_in, H, W), w_t (kh, kw, C_out), out (N, C_out, out_h, out_w)."""
+def forward(x, w_t, out, lo_h, lo_w, sh, sw, dh, dw, wp, row_chunks):
+    """x (N, C_in, H, W), w_t (kh, kw, C_out), out (N, C_out, out_h, out_w).
+
+    Jobs are (image, channel block, chunk of output rows), so that an image with few
+    channels still keeps every thread busy; a chunk's tile holds just the rows it reads."""
     n_images, c_out, out_h, out_w = out.shape
     kh, kw = w_t.shape[0], w_t.shape[1]
     m = c_out // x.shape[1]
     blocks = (c_out + BLOCK_CHANNELS - 1) // BLOCK_CHANNELS
-    for job in numba.prange(n_images * blocks):
-        n, co0 = job // blocks, (job % blocks) * BLOCK_CHANNELS
+    for job in numba.prange(n_images * blocks * row_chunks):
+        n, block, chunk = job // (blocks * row_chunks), (job // row_chunks) % blocks, job % row_chunks
+        co0, h0, h1 = block * BLOCK_CHANNELS, chunk * out_h // row_chunks, (chunk + 1) * out_h // row_chunks
+        if h0 == h1:
+            continue
         cb = min(BLOCK_CHANNELS, c_out - co0)
-        tile = np.empty((hp, wp * BLOCK_CHANNELS), x.dtype)
-        load_tile(x, n, co0, cb, m, lo_h, lo_w, tile)
+        top = h0 * sh  # the first padded row the chunk reads
+        tile = np.empty(((h1 - 1 - h0) * sh + (kh - 1) * dh + 1, wp * BLOCK_CHANNELS), x.dtype)
+        load_tile(x, n, co0, cb, m, lo_h - top, lo_w, tile)
         weights = np.zeros((kh, kw, out_w * BLOCK_CHANNELS), x.dtype)  # each tap's weights, repeated along a row
         for i in range(kh):
             for j in range(kw):
                 for q in range(out_w):
                     weights[i, j, q * BLOCK_CHANNELS:q * BLOCK_CHANNELS + cb] = w_t[i, j, co0:co0 + cb]
         acc = np.empty(out_w * BLOCK_CHANNELS, x.dtype)
-        for h in range(out_h):
+        for h in range(h0, h1):
             acc[:] = 0
             for i in range(kh):
                 for j in range(kw):
-                    tap_products(tile, h * sh + i * dh, j * dw, sw, weights[i, j], acc)
+                    tap_products(tile, (h - h0) * sh + i * dh, j * dw, sw, weights[i, j], acc)
             for k in range(cb):
                 for q in range(out_w):
                     out[n, co0 + k, h, q] = acc[q * BLOCK_CHANNELS + k]
