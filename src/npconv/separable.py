@@ -378,10 +378,10 @@ def plan(weight, input_shape, stride=1, padding=0, dilation=1, groups=1, *, padd
 
     The model counts multiply-adds only, so it over-promises for large kernels, which the
     full path runs by FFT at a cost that does not grow with the kernel.  Measured against
-    ``functional.conv2d`` on the full kernel (depthwise Gaussians on 1 x 8 channels, float32,
-    Numba installed, 2-core Zen 4 VM): 7x7 on 512 x 512, 3.0x faster (7.3 ms vs 22.8);
-    15x15, 2.7x; 31x31, 1.3x (18 ms vs 23); 31x31 on 1024 x 1024, 1.2x (79 ms vs 100).
-    PyTorch's conv2d takes 3.4 s for the 31x31 on 512 x 512.
+    ``functional.conv2d`` on the full kernel (depthwise Gaussians on 1 x 8 x 512 x 512, float32,
+    Numba installed, 2-core Zen 4 VM, two runs): 7x7, 1.5-1.6x faster (7.2-8.0 ms vs 11.5);
+    15x15, 2.3-2.7x; 31x31, 1.4-3.2x (17 ms vs 24-53, the FFT's time varying), and in the
+    benchmark's row 28 from 0.8x to 1.5x.  PyTorch's conv2d takes 3.5 s for the 31x31.
 
     >>> import numpy as np
     >>> g = np.exp(-np.arange(-3, 4) ** 2 / 2.0)
