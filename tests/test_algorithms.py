@@ -109,9 +109,9 @@ def test_compiled_depthwise_kernels_load_from_numbas_disk_cache_in_a_new_process
     (1, (33, 17), (3, 3), 1, 3, 0), (5, (9, 12), (3, 2), (2, 1), (1, 2), (1, 0)), (4, (5, 30), (3, 3), 1, 1, 1)])
 def test_compiled_depthwise_splits_few_channel_images_into_row_chunks(channels, size, kernel, stride, dilation,
                                                                       padding):
-    """Images with few channels run as chunks of output rows (every thread busy); each chunk
-    reads only its rows, at every stride and dilation, with rows left over when out_h does
-    not divide."""
+    """Images with few channels run as chunks of output rows (every thread busy), forward and
+    weight gradient; each chunk reads only its rows, at every stride and dilation, with rows
+    left over when out_h does not divide."""
     from npconv.algorithms import depthwise_jit
     rng = np.random.default_rng(channels)
     x = rng.standard_normal((1, channels) + size).astype(np.float32)
@@ -120,9 +120,14 @@ def test_compiled_depthwise_splits_few_channel_images_into_row_chunks(channels, 
                                        dilation=dilation, groups=channels)
     assert depthwise_jit._row_chunks(want.shape) == min(want.shape[2], depthwise_jit.JOBS_PER_THREAD *
                                                         __import__("numba").get_num_threads())
+    gy = rng.standard_normal(want.shape).astype(np.float32)
+    want_gw = torch.nn.grad.conv2d_weight(torch.from_numpy(x), w.shape, torch.from_numpy(gy), stride=stride,
+                                          padding=padding, dilation=dilation, groups=channels)
     npconv.set_algorithm("depthwise_jit")
     try:
         got = npconv.conv(x, w, stride=stride, padding=padding, dilation=dilation, groups=channels)
+        got_gw = G.conv2d_weight(x, w.shape, gy, stride=stride, padding=padding, dilation=dilation, groups=channels)
     finally:
         npconv.set_algorithm(None)
     assert_matches(got, want, np.float32)
+    assert_matches(got_gw, want_gw, np.float32)

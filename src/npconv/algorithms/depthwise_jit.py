@@ -64,11 +64,13 @@ def _tile_size(x2, lo_h, lo_w, out_h, out_w, stride, dilation, kernel):
     return max(reach[0], x2.shape[2] + lo_h), max(reach[1], x2.shape[3] + lo_w)
 
 
-def _row_chunks(out_shape) -> int:
-    """Chunks of output rows per (image, channel block): enough jobs for every thread
-    (JOBS_PER_THREAD each, for balance) when images and channel blocks alone are too few."""
+def _row_chunks(out_shape, per_image: bool = True) -> int:
+    """Chunks of output rows per job (forward: image and channel block; weight gradient:
+    channel block), when those alone are too few for JOBS_PER_THREAD jobs per thread (for
+    balance; smaller chunks' tiles also stay in cache: 3 channels of 1024 x 1024, 5x5 weight
+    gradient, 79 ms in one chunk, 44 in two, 25 in eight)."""
     n, c_out, out_h = out_shape[:3]
-    jobs = n * -(-c_out // _kernels().BLOCK_CHANNELS)
+    jobs = (n if per_image else 1) * -(-c_out // _kernels().BLOCK_CHANNELS)
     wanted = JOBS_PER_THREAD * numba.get_num_threads()
     return max(1, min(out_h, -(-wanted // jobs)))
 
@@ -87,6 +89,6 @@ def weight_grad(x, gy, spec, pads) -> np.ndarray:
     gy2 = np.ascontiguousarray(gy[:, :, None] if spec.ndim == 1 else gy)
     kernel = ((1,) if spec.ndim == 1 else ()) + spec.kernel_size
     gw_t = np.empty(kernel + (gy.shape[1],), x.dtype)
-    hp, wp = _tile_size(x2, lo_h, lo_w, gy2.shape[2], gy2.shape[3], stride, dilation, kernel)
-    _kernels().weight_grad(x2, gy2, gw_t, lo_h, lo_w, *stride, *dilation, hp, wp)
+    _, wp = _tile_size(x2, lo_h, lo_w, gy2.shape[2], gy2.shape[3], stride, dilation, kernel)
+    _kernels().weight_grad(x2, gy2, gw_t, lo_h, lo_w, *stride, *dilation, wp, _row_chunks(gy2.shape, False))
     return np.ascontiguousarray(gw_t.transpose(2, 0, 1)).reshape((gy.shape[1], 1) + spec.kernel_size)

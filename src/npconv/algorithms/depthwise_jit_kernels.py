@@ -82,31 +82,47 @@ def forward(x, w_t, out, lo_h, lo_w, sh, sw, dh, dw, wp, row_chunks):
 
 
 @_parallel
-def weight_grad(x, gy, gw_t, lo_h, lo_w, sh, sw, dh, dw, hp, wp):
-    """d loss / d w as gw_t (kh, kw, C_out), from x (N, C_in, H, W) and gy (N, C_out, out_h, out_w)."""
+def weight_grad(x, gy, gw_t, lo_h, lo_w, sh, sw, dh, dw, wp, row_chunks):
+    """d loss / d w as gw_t (kh, kw, C_out), from x (N, C_in, H, W) and gy (N, C_out, out_h, out_w).
+
+    Jobs are (channel block, chunk of output rows), each summing over every image into its own
+    partial sums, so that no two threads add into the same weights; the chunks' partial sums
+    are added at the end."""
     n_images, c_out, out_h, out_w = gy.shape
     kh, kw = gw_t.shape[0], gw_t.shape[1]
     m = c_out // x.shape[1]
     blocks = (c_out + BLOCK_CHANNELS - 1) // BLOCK_CHANNELS
-    for block in numba.prange(blocks):
-        co0 = block * BLOCK_CHANNELS
+    partial = np.zeros((row_chunks, kh, kw, c_out), np.float64)
+    for job in numba.prange(blocks * row_chunks):
+        block, chunk = job // row_chunks, job % row_chunks
+        co0, h0, h1 = block * BLOCK_CHANNELS, chunk * out_h // row_chunks, (chunk + 1) * out_h // row_chunks
+        if h0 == h1:
+            continue
         cb = min(BLOCK_CHANNELS, c_out - co0)
-        tile = np.empty((hp, wp * BLOCK_CHANNELS), x.dtype)
+        top = h0 * sh  # the first padded row the chunk reads
+        tile = np.empty(((h1 - 1 - h0) * sh + (kh - 1) * dh + 1, wp * BLOCK_CHANNELS), x.dtype)
         grads = np.zeros(out_w * BLOCK_CHANNELS, x.dtype)
         sums = np.zeros((kh, kw, out_w * BLOCK_CHANNELS), x.dtype)  # per tap, per output column
         for n in range(n_images):
-            load_tile(x, n, co0, cb, m, lo_h, lo_w, tile)
-            for h in range(out_h):
+            load_tile(x, n, co0, cb, m, lo_h - top, lo_w, tile)
+            for h in range(h0, h1):
                 for k in range(cb):
                     for q in range(out_w):
                         grads[q * BLOCK_CHANNELS + k] = gy[n, co0 + k, h, q]
                 for i in range(kh):
                     for j in range(kw):
-                        tap_products(tile, h * sh + i * dh, j * dw, sw, grads, sums[i, j])
+                        tap_products(tile, (h - h0) * sh + i * dh, j * dw, sw, grads, sums[i, j])
         for i in range(kh):
             for j in range(kw):
                 for k in range(cb):
                     total = 0.0
                     for q in range(out_w):
                         total += sums[i, j, q * BLOCK_CHANNELS + k]
-                    gw_t[i, j, co0 + k] = total
+                    partial[chunk, i, j, co0 + k] = total
+    for i in range(kh):
+        for j in range(kw):
+            for c in range(c_out):
+                total = 0.0
+                for chunk in range(row_chunks):
+                    total += partial[chunk, i, j, c]
+                gw_t[i, j, c] = total
