@@ -46,6 +46,17 @@ def tap_products(tile, r, col0, sw, factors, acc):
                 acc[base + k] += factors[base + k] * tile[r, start + k]
 
 
+@_inline
+def chunk_tile(x, c_out, out_h, job, row_chunks, kh, sh, dh, wp):
+    """For job = block * row_chunks + chunk: (co0, cb, h0, h1, top, tile) — the block's first
+    channel and channel count, the chunk's output rows [h0, h1) (row_chunks <= out_h, so
+    never empty), the first padded row they read and an (unfilled) tile for the rows read."""
+    block, chunk = job // row_chunks, job % row_chunks
+    co0, h0, h1 = block * BLOCK_CHANNELS, chunk * out_h // row_chunks, (chunk + 1) * out_h // row_chunks
+    tile = np.empty(((h1 - 1 - h0) * sh + (kh - 1) * dh + 1, wp * BLOCK_CHANNELS), x.dtype)
+    return co0, min(BLOCK_CHANNELS, c_out - co0), h0, h1, h0 * sh, tile
+
+
 @_parallel
 def forward(x, w_t, out, lo_h, lo_w, sh, sw, dh, dw, wp, row_chunks):
     """x (N, C_in, H, W), w_t (kh, kw, C_out), out (N, C_out, out_h, out_w).
@@ -57,13 +68,9 @@ def forward(x, w_t, out, lo_h, lo_w, sh, sw, dh, dw, wp, row_chunks):
     m = c_out // x.shape[1]
     blocks = (c_out + BLOCK_CHANNELS - 1) // BLOCK_CHANNELS
     for job in numba.prange(n_images * blocks * row_chunks):
-        n, block, chunk = job // (blocks * row_chunks), (job // row_chunks) % blocks, job % row_chunks
-        co0, h0, h1 = block * BLOCK_CHANNELS, chunk * out_h // row_chunks, (chunk + 1) * out_h // row_chunks
-        if h0 == h1:
-            continue
-        cb = min(BLOCK_CHANNELS, c_out - co0)
-        top = h0 * sh  # the first padded row the chunk reads
-        tile = np.empty(((h1 - 1 - h0) * sh + (kh - 1) * dh + 1, wp * BLOCK_CHANNELS), x.dtype)
+        n = job // (blocks * row_chunks)
+        co0, cb, h0, h1, top, tile = chunk_tile(x, c_out, out_h, job % (blocks * row_chunks), row_chunks,
+                                                kh, sh, dh, wp)
         load_tile(x, n, co0, cb, m, lo_h - top, lo_w, tile)
         weights = np.zeros((kh, kw, out_w * BLOCK_CHANNELS), x.dtype)  # each tap's weights, repeated along a row
         for i in range(kh):
@@ -94,13 +101,8 @@ def weight_grad(x, gy, gw_t, lo_h, lo_w, sh, sw, dh, dw, wp, row_chunks):
     blocks = (c_out + BLOCK_CHANNELS - 1) // BLOCK_CHANNELS
     partial = np.zeros((row_chunks, kh, kw, c_out), np.float64)
     for job in numba.prange(blocks * row_chunks):
-        block, chunk = job // row_chunks, job % row_chunks
-        co0, h0, h1 = block * BLOCK_CHANNELS, chunk * out_h // row_chunks, (chunk + 1) * out_h // row_chunks
-        if h0 == h1:
-            continue
-        cb = min(BLOCK_CHANNELS, c_out - co0)
-        top = h0 * sh  # the first padded row the chunk reads
-        tile = np.empty(((h1 - 1 - h0) * sh + (kh - 1) * dh + 1, wp * BLOCK_CHANNELS), x.dtype)
+        co0, cb, h0, h1, top, tile = chunk_tile(x, c_out, out_h, job, row_chunks, kh, sh, dh, wp)
+        chunk = job % row_chunks
         grads = np.zeros(out_w * BLOCK_CHANNELS, x.dtype)
         sums = np.zeros((kh, kw, out_w * BLOCK_CHANNELS), x.dtype)  # per tap, per output column
         for n in range(n_images):
