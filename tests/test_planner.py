@@ -180,3 +180,15 @@ def test_fft_is_no_candidate_when_its_spectra_exceed_the_cap():
         assert "fft" not in select.candidates(large_kernel, (1, 128, 56, 56), (128, 1, 31, 31))
     finally:
         workspace.set_workspace_limit(previous)
+
+
+def test_heuristic_never_chooses_fft_over_the_cap():
+    """A large depthwise kernel goes to FFT only while its spectra fit; above the cap the
+    heuristic falls back to the direct kernels (it once returned 'fft' regardless)."""
+    spec = ConvSpec.build((9, 9), padding=4, groups=64)
+    x_shape, w_shape = (32, 64, 256, 256), (64, 1, 9, 9)  # 2.3 GiB of spectra
+    assert "fft" not in select.candidates(spec, x_shape, w_shape)
+    chosen = npconv.choose_algorithm(spec, x_shape, w_shape)
+    assert chosen in select.candidates(spec, x_shape, w_shape)
+    assert chosen == ("depthwise_jit" if depthwise_jit.available() else "depthwise_direct")
+    assert npconv.choose_algorithm(spec, (1, 64, 64, 64), w_shape) == "fft"  # small enough: still FFT

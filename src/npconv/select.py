@@ -92,7 +92,7 @@ def heuristic(spec, x_shape, w_shape) -> str:
 def _depthwise_choice(spec, x_shape, w_shape) -> str:
     jit = depthwise_jit.applies(spec, x_shape, w_shape)
     large = min(spec.kernel_size) >= (9 if jit else 5)
-    if large and max(spec.stride) == 1:
+    if large and max(spec.stride) == 1 and fft.applies(spec, x_shape, w_shape):  # spectra under the cap
         return "fft"
     return "depthwise_jit" if jit else "depthwise_direct"
 
