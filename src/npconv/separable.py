@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import functional, workspace
+from . import core, functional, workspace
 from .algorithms import depthwise_jit
 from .arrays import as_real_array, compute_dtypes
 from .spec import ConvSpec, check_input_rank, check_operands
@@ -352,13 +352,15 @@ def _decision(spec, rank, tol, costs, per_output) -> tuple[str, str]:
     return "separable", found + f" ({full / separable:.1f}x fewer)"
 
 
-def _decide(spec, x_shape, w, tol, dtype) -> SeparablePlan:
+def _decide(spec, x_shape, w, tol, dtype, singular_values=None) -> SeparablePlan:
+    """The plan; ``singular_values`` (C_out, C_in/g, q) when the caller has the SVD already."""
     tol_used = max(_check_tol(tol, spec.op), rounding_floor(spec.kernel_size, dtype))
     if not np.isfinite(w).all():  # no SVD; the full path propagates the NaN as PyTorch does
         rank = min(spec.kernel_size)
         costs = _costs(spec, x_shape, w.shape, rank, np.dtype(dtype).itemsize)
         return SeparablePlan("full", rank, tol_used, spec.kernel_size, *costs, "the weight holds NaN or inf")
-    singular_values = np.linalg.svd(w.astype(np.float64), compute_uv=False)  # (C_out, C_in/g, q)
+    if singular_values is None:
+        singular_values = np.linalg.svd(w.astype(np.float64), compute_uv=False)
     rank = int(_ranks(singular_values, tol_used).max())
     costs = _costs(spec, x_shape, w.shape, max(rank, 1), np.dtype(dtype).itemsize)
     per_output = x_shape[0] * w.shape[0] * math.prod(spec.out_spatial(x_shape[2:]))
@@ -434,11 +436,11 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     spec = _checked_spec(op, w, xb.shape, None if b is None else b.shape, stride, padding, dilation,
                          groups, padding_mode)
     compute, result = compute_dtypes(x, w, b)
-    decision = _decide(spec, xb.shape, w, tol, compute)
+    svd = np.linalg.svd(w.astype(np.float64), full_matrices=False) if np.isfinite(w).all() else None
+    decision = _decide(spec, xb.shape, w, tol, compute, None if svd is None else svd[1])
     if decision.path == "full":
-        return functional.conv2d(input, weight, bias, stride, padding, dilation, groups,
-                                 padding_mode=padding_mode)
-    vertical, horizontal = (f.astype(compute) for f in _filter_factors(w, max(decision.rank, 1)))
+        return core.apply(spec, x, w, b)  # the spec functional.conv2d would build
+    vertical, horizontal = (f.astype(compute, copy=False) for f in _filter_factors(svd, max(decision.rank, 1)))
     bias_c = None if b is None else b.astype(compute)
     y = _run_in_blocks(spec, xb.astype(compute, copy=False), vertical, horizontal, bias_c,
                        decision.intermediate_bytes)
@@ -446,10 +448,11 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     return y if batched else y[0]
 
 
-def _filter_factors(w, rank: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per filter, the r heaviest SVD terms: vertical a = u_j * s_j (C_out, C_in/g, kh, r),
-    horizontal v_j (C_out, C_in/g, r, kw).  Filters of lower rank keep their (tiny) extra terms."""
-    u, s, vt = np.linalg.svd(w.astype(np.float64), full_matrices=False)
+def _filter_factors(svd, rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per filter, the r heaviest terms of its SVD ``(u, s, vt)``: vertical a = u_j * s_j
+    (C_out, C_in/g, kh, r), horizontal v_j (C_out, C_in/g, r, kw).  Filters of lower rank keep
+    their (tiny) extra terms."""
+    u, s, vt = svd
     return u[..., :rank] * s[..., None, :rank], vt[..., :rank, :]
 
 

@@ -16,7 +16,6 @@ in parallel over channel blocks so that no two threads add into the same weights
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from ..windows import padded_copy
@@ -58,10 +57,9 @@ def _as_2d(x, spec, pads, w=None):
     return np.ascontiguousarray(x), w, pads[0][0], pads[1][0], stride, dilation
 
 
-def _tile_size(x2, lo_h, lo_w, out_h, out_w, stride, dilation, kernel):
-    """(hp, wp): the padded tile, covering every position a window reads."""
-    reach = [(o - 1) * s + d * (k - 1) + 1 for o, s, d, k in zip((out_h, out_w), stride, dilation, kernel)]
-    return max(reach[0], x2.shape[2] + lo_h), max(reach[1], x2.shape[3] + lo_w)
+def _tile_width(x2, lo_w, out_w, stride, dilation, kernel) -> int:
+    """The padded tile's width, covering every column a window reads (its rows are per chunk)."""
+    return max((out_w - 1) * stride[1] + dilation[1] * (kernel[1] - 1) + 1, x2.shape[3] + lo_w)
 
 
 def _row_chunks(out_shape, per_image: bool = True) -> int:
@@ -79,7 +77,7 @@ def forward(x, w, spec, pads, out_spatial) -> np.ndarray:
     x2, w2, lo_h, lo_w, stride, dilation = _as_2d(x, spec, pads, w)
     out = np.empty((x.shape[0], w.shape[0]) + ((1,) if spec.ndim == 1 else ()) + tuple(out_spatial), x.dtype)
     w_t = np.ascontiguousarray(w2[:, 0].transpose(1, 2, 0))
-    _, wp = _tile_size(x2, lo_h, lo_w, out.shape[2], out.shape[3], stride, dilation, w_t.shape[:2])
+    wp = _tile_width(x2, lo_w, out.shape[3], stride, dilation, w_t.shape[:2])
     _kernels().forward(x2, w_t, out, lo_h, lo_w, *stride, *dilation, wp, _row_chunks(out.shape))
     return out.reshape((x.shape[0], w.shape[0]) + tuple(out_spatial))
 
@@ -89,6 +87,6 @@ def weight_grad(x, gy, spec, pads) -> np.ndarray:
     gy2 = np.ascontiguousarray(gy[:, :, None] if spec.ndim == 1 else gy)
     kernel = ((1,) if spec.ndim == 1 else ()) + spec.kernel_size
     gw_t = np.empty(kernel + (gy.shape[1],), x.dtype)
-    _, wp = _tile_size(x2, lo_h, lo_w, gy2.shape[2], gy2.shape[3], stride, dilation, kernel)
+    wp = _tile_width(x2, lo_w, gy2.shape[3], stride, dilation, kernel)
     _kernels().weight_grad(x2, gy2, gw_t, lo_h, lo_w, *stride, *dilation, wp, _row_chunks(gy2.shape, False))
     return np.ascontiguousarray(gw_t.transpose(2, 0, 1)).reshape((gy.shape[1], 1) + spec.kernel_size)
