@@ -36,7 +36,7 @@ import numpy as np
 from . import core
 from .arrays import as_real_array, compute_dtypes
 from .functional import fold
-from .spec import ConvSpec
+from .spec import ConvSpec, same_pads
 
 __all__ = ["conv", "conv_transpose", "col2im", "conv_pads", "conv_transpose_pads",
            "transposed_engine_pads", "AUTO_PADS"]
@@ -115,11 +115,8 @@ def conv_pads(in_spatial, kernel_shape, *, auto_pad="NOTSET", dilations=None, pa
     pairs = explicit_pads(op, auto_pad, pads, n)
     if pairs is not None:
         return pairs
-    pairs = []
-    for size, k, s, d in zip(in_spatial, kernel_shape, strides, dilations):
-        out = -(-size // s)  # ceil(in / stride)
-        pairs.append(_same_split(max((out - 1) * s + (k - 1) * d + 1 - size, 0), auto_pad == "SAME_UPPER"))
-    return tuple(pairs)
+    return tuple(same_pads(size, k, s, d, lower=auto_pad == "SAME_LOWER")
+                 for size, k, s, d in zip(in_spatial, kernel_shape, strides, dilations))
 
 
 def conv_transpose_pads(in_spatial, kernel_shape, *, auto_pad="NOTSET", dilations=None,
@@ -280,16 +277,16 @@ def conv_transpose(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, 
                           ndim=n, op=op)
     if not any(map(any, grow)):
         return core.apply(spec, x, w, b)
-    return _grown(spec, x, w, b, grow)
+    return grown(lambda x_c, w_c: core.apply(spec, x_c, w_c), x, w, b, grow)
 
 
-def _grown(spec, x, w, b, grow) -> np.ndarray:
-    """The engine's output with zeros added around it, then B (so B reaches the new zeros)."""
+def grown(run, x, w, b, grow) -> np.ndarray:
+    """``run(x, w)`` (no bias) in the compute dtype, zeros added around it by ``grow`` (lo, hi)
+    per spatial axis, then B (so B reaches the new zeros too)."""
     compute, result = compute_dtypes(x, w, b)
-    y = core.apply(spec, x.astype(compute), w.astype(compute))
-    y = np.pad(y, [(0, 0), (0, 0), *grow])
+    y = np.pad(run(x.astype(compute, copy=False), w.astype(compute, copy=False)), [(0, 0), (0, 0), *grow])
     if b is not None:
-        y += b.astype(compute).reshape((-1,) + (1,) * spec.ndim)
+        y += b.astype(compute).reshape((-1,) + (1,) * (y.ndim - 2))
     return y.astype(result, copy=False)
 
 

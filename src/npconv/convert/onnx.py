@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import functional, nn
-from ..arrays import as_real_array, compute_dtypes
-from ..onnx import (auto_pad_name, check_output_padding, conv_pads, conv_transpose_pads, explicit_pads,
+from ..arrays import as_real_array
+from ..onnx import (auto_pad_name, check_output_padding, conv_pads, conv_transpose_pads, explicit_pads, grown,
                     int_list, transposed_engine_pads)
 from ..spec import explicit_pads as npconv_pairs, same_pads
 
@@ -89,11 +89,7 @@ class NpconvCall:
         if self.output_pads is None:
             return run(x, W, B, **self.kwargs)
         w, b = as_real_array(W, "W", self.function), None if B is None else as_real_array(B, "B", self.function)
-        compute, result = compute_dtypes(x, w, b)
-        y = np.pad(run(x.astype(compute), w.astype(compute), None, **self.kwargs), [(0, 0), (0, 0), *self.output_pads])
-        if b is not None:
-            y += b.astype(compute).reshape((-1,) + (1,) * (y.ndim - 2))
-        return y.astype(result, copy=False)
+        return grown(lambda x_c, w_c: run(x_c, w_c, None, **self.kwargs), x, w, b, self.output_pads)
 
     def to_module(self, weight, bias=None):
         """An ``npconv.nn`` Conv*/ConvTranspose* module holding ``weight`` and ``bias``."""
