@@ -29,14 +29,13 @@ attribute, the rule and the numbers, and comes before any arithmetic.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
 from . import core
 from .arrays import as_real_array, compute_dtypes
 from .functional import fold
-from .spec import ConvSpec, same_pads
+from .spec import ConvSpec, is_int, same_pads
 
 __all__ = ["conv", "conv_transpose", "col2im", "conv_pads", "conv_transpose_pads",
            "transposed_engine_pads", "AUTO_PADS"]
@@ -46,16 +45,12 @@ AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
 # ---- attribute normalisation (pure) ------------------------------------------------------
 
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def int_list(op: str, name: str, value, length: int, default: int, minimum: int) -> tuple[int, ...]:
     """An ONNX ints attribute as a tuple of ``length`` ints >= ``minimum`` (None: default)."""
     if value is None:
         return (default,) * length
     values = list(np.asarray(value).ravel()) if isinstance(value, np.ndarray) else value
-    if not isinstance(values, (list, tuple)) or not all(_is_int(v) for v in values):
+    if not isinstance(values, (list, tuple)) or not all(is_int(v) for v in values):
         raise TypeError(f"{op}: {name} must be a list of ints, got {value!r}")
     if len(values) != length:
         raise ValueError(f"{op}: {name} must have {length} values ({_why(name, length)}), "
@@ -197,7 +192,7 @@ def _check_shapes(op: str, x, w, b, group, kernel_shape, transposed: bool) -> in
     if kernel_shape is not None and int_list(op, "kernel_shape", kernel_shape, w.ndim - 2, 1, 1) != w.shape[2:]:
         raise ValueError(f"{op}: kernel_shape={list(kernel_shape)} must match W's spatial shape "
                          f"{list(w.shape[2:])} (W of shape {list(w.shape)})")
-    if not _is_int(group) or group < 1:
+    if not is_int(group) or group < 1:
         raise ValueError(f"{op}: group must be a positive integer, got group={group!r}")
     c = x.shape[1]
     expected = w.shape[0] if transposed else w.shape[1] * group

@@ -28,15 +28,16 @@ EXTRA_PADDING_STRINGS = ("same_lower", "causal")
 SAME_RULES = ("same", "same_lower")
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
+    """An integer that is not a bool (NumPy integers included)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def ntuple(value, n: int, name: str, op: str = "conv") -> tuple[int, ...]:
     """An int or a length-n sequence of ints as an n-tuple (PyTorch's ``_ntuple``)."""
-    if _is_int(value):
+    if is_int(value):
         return (int(value),) * n
-    if isinstance(value, (tuple, list)) and all(_is_int(v) for v in value):
+    if isinstance(value, (tuple, list)) and all(is_int(v) for v in value):
         if len(value) == 1:
             return (int(value[0]),) * n
         if len(value) == n:
@@ -48,9 +49,9 @@ def ntuple(value, n: int, name: str, op: str = "conv") -> tuple[int, ...]:
 
 
 def _pad_pair(value, name: str, op: str) -> tuple[int, int]:
-    if _is_int(value):
+    if is_int(value):
         return (int(value), int(value))
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(is_int(v) for v in value):
         return (int(value[0]), int(value[1]))
     raise TypeError(f"{op}: each entry of {name} must be an int or an (lo, hi) pair of ints, "
                     f"got {value!r}")
@@ -58,7 +59,7 @@ def _pad_pair(value, name: str, op: str) -> tuple[int, int]:
 
 def explicit_pads(padding, n: int, op: str = "conv") -> tuple[tuple[int, int], ...]:
     """Ints, n-tuples and per-side pairs ``((lo, hi), ...)`` as n explicit pairs."""
-    if _is_int(padding):
+    if is_int(padding):
         return ((int(padding), int(padding)),) * n
     if isinstance(padding, (tuple, list)) and len(padding) in (1, n):
         pairs = tuple(_pad_pair(p, "padding", op) for p in padding)
@@ -247,7 +248,7 @@ def _check_positive(op, **named) -> None:
 
 
 def _check_groups(op, groups) -> None:
-    if not _is_int(groups):
+    if not is_int(groups):
         raise TypeError(f"{op}: groups must be a positive integer, got {groups!r}")
     if groups < 1:
         raise ValueError(f"{op}: non-positive groups is not supported: groups must be a positive "

@@ -34,7 +34,6 @@ with dilation > 1 (Conv and Conv*Transpose) raise ``ValueError`` naming the sett
 
 from __future__ import annotations
 
-import itertools
 import re
 
 import numpy as np
@@ -42,7 +41,7 @@ import numpy as np
 from .. import nn
 from ..keras import geometry, layers as keras_layers
 from ..keras.layers import keras_kernel, torch_weight
-from ..spec import explicit_pads, same_pads
+from ..spec import explicit_pads
 
 __all__ = ["keras_to_torch", "torch_to_keras"]
 
@@ -111,8 +110,7 @@ def _module_padding(config, rank: int, spatial):
         return geometry.causal_pads(kernel, dilation)
     if max(strides) > 1 and spatial is None:
         return "same"  # SAME_UPPER for each input size, resolved by npconv's engine
-    sizes = spatial or (1,) * rank
-    return _symmetric_as_ints(tuple(same_pads(i, k, s, d) for i, k, s, d in zip(sizes, kernel, strides, dilation)))
+    return _symmetric_as_ints(geometry.same_pairs(spatial or (1,) * rank, kernel, strides, dilation))
 
 
 def _symmetric_as_ints(pairs):
@@ -230,16 +228,15 @@ def _keras_padding(module, rank: int, spatial, allow_causal: bool) -> str:
             return padding
         raise ValueError(f"torch_to_keras: padding={padding!r} has no Keras equivalent")
     pairs = explicit_pads(padding, rank, "torch_to_keras")
-    if all(p == (0, 0) for p in pairs):
-        return "valid"
-    if allow_causal and rank == 1 and pairs == geometry.causal_pads(kernel, dilation):
-        return "causal"
+    name = geometry.padding_name(pairs, kernel, strides, dilation, spatial or (1,) * rank)
+    if name == "valid" or (name == "causal" and allow_causal):
+        return name
     if max(strides) > 1 and spatial is None:
         raise ValueError(f"torch_to_keras: padding={padding!r} at stride {tuple(strides)}: whether it equals "
                          f"Keras's 'same' depends on the input size; pass input_shape")
-    same = tuple(same_pads(i, k, s, d) for i, k, s, d in zip(spatial or (1,) * rank, kernel, strides, dilation))
-    if pairs == same:
-        return "same"
+    if name == "same":
+        return name
+    same = geometry.same_pairs(spatial or (1,) * rank, kernel, strides, dilation)
     raise ValueError(f"torch_to_keras: padding={padding!r} (pads {pairs}) has no Keras equivalent: Keras pads "
                      f"'valid' (none) or 'same' {same} for kernel_size={tuple(kernel)}, stride={tuple(strides)}, "
                      f"dilation={tuple(dilation)}" + (f", input {tuple(spatial)}" if spatial else "")
@@ -292,12 +289,10 @@ def _keras_transposed_padding(module, rank: int):
     result depends only on lo and hi - output_padding per dim, and Keras has few choices."""
     kernel, strides, dilation = tuple(module.kernel_size), tuple(module.stride), tuple(module.dilation)
     pairs = ((0, 0),) * rank if module.padding == "valid" else explicit_pads(module.padding, rank, "torch_to_keras")
-    wanted = tuple((lo, hi - op) for (lo, hi), op in zip(pairs, module.output_padding))
-    candidates = [None] + list(itertools.product(*(range(s) for s in strides)))
-    for padding, output_padding in itertools.product(("valid", "same"), candidates):
-        pads, extra = geometry.transposed_pads(kernel, strides, padding, output_padding, dilation)
-        if tuple((lo, hi - op) for (lo, hi), op in zip(pads, extra)) == wanted:
-            return padding, output_padding
+    wanted = geometry.transposed_crops(pairs, module.output_padding)
+    found = geometry.transposed_padding_for(kernel, strides, dilation, wanted)
+    if found is not None:
+        return found
     raise ValueError(f"torch_to_keras: padding={module.padding!r} with output_padding="
                      f"{tuple(module.output_padding)} has no Keras Conv{rank}DTranspose equivalent: no "
                      f"'valid'/'same' padding and output_padding < strides {strides} crops (lo, hi - "

@@ -43,7 +43,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..spec import ConvSpec
+from ..spec import ConvSpec, is_int
 from ..windows import tap_sources
 from .shapes import grow_receptive_field
 
@@ -282,14 +282,10 @@ def _box(origin, row: int, col: int, cell: int) -> tuple[int, int, int, int]:
 
 
 # ---- validation ----------------------------------------------------------------------
-def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
 def spatial_size(input_size, name: str = "input_size") -> tuple[int, ...]:
     """An int or a 1- or 2-tuple of positive ints; 3-D pictures are refused."""
-    size = (input_size,) if _is_int(input_size) else input_size
-    if not isinstance(size, (tuple, list)) or not size or not all(_is_int(v) for v in size):
+    size = (input_size,) if is_int(input_size) else input_size
+    if not isinstance(size, (tuple, list)) or not size or not all(is_int(v) for v in size):
         raise ValueError(f"{name} must be an int or a tuple of 1 or 2 ints, got {input_size!r}")
     if len(size) > 2:
         raise ValueError(f"{name}={tuple(size)}: only 1-D and 2-D convolutions are drawn "
@@ -300,7 +296,7 @@ def spatial_size(input_size, name: str = "input_size") -> tuple[int, ...]:
 
 
 def _check_positive_int(name: str, value, least: int = 1) -> None:
-    if not _is_int(value) or value < least:
+    if not is_int(value) or value < least:
         raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
 
 
@@ -502,7 +498,7 @@ def frame(geometry: Geometry, step: int):
     A pure function: the same geometry and step give the same pixels.
     """
     Image, ImageDraw, _ = _pil()
-    if not _is_int(step) or not 0 <= step < geometry.n_frames:
+    if not is_int(step) or not 0 <= step < geometry.n_frames:
         raise ValueError(f"step must be an int in range({geometry.n_frames}), got {step!r}")
     image = Image.new("RGB", geometry.size, WHITE)
     draw = ImageDraw.Draw(image)

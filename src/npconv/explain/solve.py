@@ -224,51 +224,14 @@ def _pytorch(spec, pads, output_padding, transposed, in_size) -> dict:
 
 
 def _keras(spec, pads, output_padding, transposed, in_size) -> dict | None:
-    if transposed:
-        return _keras_transposed(spec, pads, output_padding)
-    if all(p == (0, 0) for p in pads):
-        return {"padding": "valid"}
     refused = max(spec.stride) > 1 and max(spec.dilation) > 1  # Keras refuses strides and dilation together
-    same = tuple(same_pads(i, k, s, d) for i, k, s, d in zip(in_size, spec.kernel_size, spec.stride, spec.dilation))
-    if tuple(pads) == same and not refused:
-        return {"padding": "same"}
-    if len(in_size) == 1 and all(hi == 0 for _, hi in pads) and \
-            tuple(lo for lo, _ in pads) == tuple(d * (k - 1) for k, d in zip(spec.kernel_size, spec.dilation)):
-        return {"padding": "causal"}
-    return None if refused else {f"ZeroPadding{len(in_size)}D": tuple(pads), "padding": "valid"}
-
-
-def _keras_transposed(spec, pads, output_padding) -> dict | None:
-    """The Keras Conv*Transpose padding (and output_padding) whose crops, lo in front and
-    hi - output_padding behind, are these; results match when the crops match."""
-    if max(spec.stride) > 1 and max(spec.dilation) > 1:  # Keras refuses strides with dilation
-        return None
-    wanted = _crops(pads, output_padding)
-    for name in ("valid", "same"):
-        said = _keras_transposed_dims(name, spec, wanted)
-        if said is not None:
-            return said
-    return None
-
-
-def _keras_transposed_dims(name, spec, wanted) -> dict | None:
-    """Per dimension, Keras's default (output_padding None) or the output_padding below the
-    stride that crops as wanted; a dimension that needs one makes every dimension say one."""
-    defaults, chosen = [], []
-    for k, s, d, crop in zip(spec.kernel_size, spec.stride, spec.dilation, wanted):
-        options = [op for op in [None, *range(s)] if _crops(*keras_geometry.transposed_pads(
-            (k,), (s,), name, None if op is None else (op,), (d,))) == (crop,)]
-        if not options:
+    if transposed:  # results match when the crops, lo and hi - output_padding, match
+        found = None if refused else keras_geometry.transposed_padding_for(
+            spec.kernel_size, spec.stride, spec.dilation, keras_geometry.transposed_crops(pads, output_padding))
+        if found is None:
             return None
-        defaults.append(options[0] is None)
-        chosen.append([op for op in options if op is not None])
-    if all(defaults):
+        return {"padding": found[0]} if found[1] is None else {"padding": found[0], "output_padding": found[1]}
+    name = keras_geometry.padding_name(pads, spec.kernel_size, spec.stride, spec.dilation, in_size)
+    if name is not None and not (name == "same" and refused):
         return {"padding": name}
-    if not all(chosen):
-        return None
-    return {"padding": name, "output_padding": tuple(ops[0] for ops in chosen)}
-
-
-def _crops(pads, output_padding) -> tuple:
-    """(lo, hi - output_padding) per dimension: all that a transposed result depends on."""
-    return tuple((lo, hi - op) for (lo, hi), op in zip(pads, output_padding))
+    return None if refused else {f"ZeroPadding{len(in_size)}D": tuple(pads), "padding": "valid"}

@@ -21,20 +21,16 @@ Messages repeat Keras's wording, naming the argument and the numbers.
 
 from __future__ import annotations
 
-import numbers
+from ..spec import is_int, same_pads
 
 DATA_FORMATS = ("channels_last", "channels_first")
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def standardize_tuple(value, n: int, name: str, allow_zero: bool = False) -> tuple[int, ...]:
     """An int or n ints as an n-tuple of positive (or, with allow_zero, non-negative) ints."""
     message = f"The `{name}` argument must be a tuple of {n} integers. Received {name}={value!r}"
-    values = (value,) * n if _is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else None
-    if values is None or len(values) != n or not all(_is_int(v) for v in values):
+    values = (value,) * n if is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else None
+    if values is None or len(values) != n or not all(is_int(v) for v in values):
         raise ValueError(message)
     low = 0 if allow_zero else 1
     bad = sorted({int(v) for v in values if v < low})
@@ -68,7 +64,7 @@ def standardize_data_format(data_format, layer: str) -> str:
 
 def check_positive(value, name: str, layer: str) -> int:
     """filters and depth_multiplier: a strictly positive int."""
-    if not _is_int(value) or value <= 0:
+    if not is_int(value) or value <= 0:
         raise ValueError(f"{layer}: Invalid value for argument `{name}`. Expected a strictly "
                          f"positive value. Received {name}={value!r}.")
     return int(value)
@@ -76,7 +72,7 @@ def check_positive(value, name: str, layer: str) -> int:
 
 def check_groups(groups, filters: int, layer: str) -> int:
     """groups >= 1 and filters % groups == 0, as Keras's BaseConv checks them."""
-    if not _is_int(groups) or groups <= 0:
+    if not is_int(groups) or groups <= 0:
         raise ValueError(f"{layer}: The number of groups must be a positive integer. "
                          f"Received: groups={groups!r}.")
     if filters % groups:
@@ -186,3 +182,43 @@ def transposed_pads(kernel_size, strides, padding, output_padding, dilation_rate
 def causal_pads(kernel_size, dilation_rate) -> tuple[tuple[int, int], ...]:
     """'causal': every pad on the left, ek - 1 of them."""
     return tuple((ek - 1, 0) for ek in effective_kernel(kernel_size, dilation_rate))
+
+
+def same_pairs(in_spatial, kernel_size, strides, dilation_rate) -> tuple[tuple[int, int], ...]:
+    """'same' (SAME_UPPER) as per-side pads for inputs of ``in_spatial``."""
+    return tuple(same_pads(i, k, s, d) for i, k, s, d in zip(in_spatial, kernel_size, strides, dilation_rate))
+
+
+def padding_name(pairs, kernel_size, strides, dilation_rate, in_spatial) -> str | None:
+    """'valid', 'causal' (1-D) or 'same' when per-side pads are that Keras rule for inputs of
+    ``in_spatial``; None when Keras has no padding string for them."""
+    pairs = tuple(tuple(p) for p in pairs)
+    if all(p == (0, 0) for p in pairs):
+        return "valid"
+    if len(pairs) == 1 and pairs == causal_pads(kernel_size, dilation_rate):
+        return "causal"
+    return "same" if pairs == same_pairs(in_spatial, kernel_size, strides, dilation_rate) else None
+
+
+def transposed_crops(pads, output_padding) -> tuple[tuple[int, int], ...]:
+    """(lo, hi - output_padding) per dim: all that a transposed convolution's result depends on."""
+    return tuple((lo, hi - op) for (lo, hi), op in zip(pads, output_padding))
+
+
+def transposed_padding_for(kernel_size, strides, dilation_rate, crops):
+    """The Keras Conv*Transpose ``(padding, output_padding)`` whose crops are ``crops``
+    (output_padding None where Keras's default gives them), or None when no 'valid'/'same'
+    with output_padding < strides does.  A dimension that needs an output_padding makes every
+    dimension say one (the smallest that fits)."""
+    for name in ("valid", "same"):
+        defaults, chosen = [], []
+        for k, s, d, crop in zip(kernel_size, strides, dilation_rate, crops):
+            options = [op for op in [None, *range(s)] if transposed_crops(*transposed_pads(
+                (k,), (s,), name, None if op is None else (op,), (d,))) == (crop,)]
+            defaults.append(bool(options) and options[0] is None)
+            chosen.append([op for op in options if op is not None])
+        if all(defaults):
+            return name, None
+        if all(chosen):
+            return name, tuple(ops[0] for ops in chosen)
+    return None
