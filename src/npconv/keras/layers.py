@@ -94,12 +94,12 @@ def _layer_dtype(dtype) -> str:
 class KerasConv(Module):
     """What every Keras convolution layer shares.  Subclasses set ``rank``, ``_config_keys``
     (Keras's config order), ``_weight_options`` (weight name -> option prefix, in Keras's
-    weight order) and the five methods marked "kind"."""
+    weight order, the bias last) and the methods marked "kind"."""
 
     rank = 2
     prefix = "conv"
     _config_keys: tuple = ()
-    _weight_options: dict = {}
+    _weight_options: dict = {"kernel": "kernel", "bias": "bias"}
 
     def __init__(self, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
                  activity_regularizer, name=None, trainable=True, dtype=None, **kwargs):
@@ -138,14 +138,19 @@ class KerasConv(Module):
     def _check_channels(self, channels: int, input_shape) -> None:
         """Refuse input channels the layer cannot take (groups)."""
 
-    def _weight_shapes(self, channels: int) -> dict:
+    def _kernel_shapes(self, channels: int) -> dict:
+        """The kernels' names and shapes (the bias, when used, is ``(output channels,)``)."""
         raise NotImplementedError
 
     def _build_stages(self, channels: int) -> tuple:
         raise NotImplementedError
 
     def _output_channels(self, channels: int) -> int:
-        raise NotImplementedError
+        return self.filters
+
+    @property
+    def _bias_name(self) -> str | None:
+        return "bias" if self.use_bias else None
 
     def _output_spatial(self, in_spatial) -> tuple:
         return geometry.conv_output_spatial(in_spatial, self.kernel_size, self.strides, self.padding,
@@ -183,7 +188,10 @@ class KerasConv(Module):
                              f"build the layer, got input shape {shape}")
         self._check_channels(channels, shape)
         self.compute_output_shape(shape)
-        for name, weight_shape in self._weight_shapes(channels).items():
+        shapes = self._kernel_shapes(channels)
+        if self.use_bias:
+            shapes["bias"] = (self._output_channels(channels),)
+        for name, weight_shape in shapes.items():
             self._create_weight(name, weight_shape)
         self._stages, self.input_channels, self.built = self._build_stages(channels), channels, True
 
@@ -376,8 +384,6 @@ class _Conv(KerasConv):
     _config_keys = ("filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate", "groups",
                     "activation", "use_bias", "kernel_initializer", "bias_initializer", "kernel_regularizer",
                     "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint")
-    _weight_options = {"kernel": "kernel", "bias": "bias"}
-
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
                  groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
@@ -398,17 +404,13 @@ class _Conv(KerasConv):
     def _check_channels(self, channels, input_shape) -> None:
         geometry.check_input_channels(channels, self.groups, input_shape, type(self).__name__)
 
-    def _weight_shapes(self, channels) -> dict:
-        shapes = {"kernel": self.kernel_size + (channels // self.groups, self.filters)}
-        return {**shapes, "bias": (self.filters,)} if self.use_bias else shapes
+    def _kernel_shapes(self, channels) -> dict:
+        return {"kernel": self.kernel_size + (channels // self.groups, self.filters)}
 
     def _build_stages(self, channels) -> tuple:
         spec = ConvSpec.build(self.kernel_size, self.strides, self.padding, self.dilation_rate, self.groups,
                               ndim=self.rank, op=type(self).__name__)
-        return (Stage(spec, "kernel", "bias" if self.use_bias else None),)
-
-    def _output_channels(self, channels) -> int:
-        return self.filters
+        return (Stage(spec, "kernel", self._bias_name),)
 
 
 class _ConvTranspose(KerasConv):
@@ -428,8 +430,6 @@ class _ConvTranspose(KerasConv):
                     "dilation_rate", "activation", "use_bias", "kernel_initializer", "bias_initializer",
                     "kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
                     "bias_constraint")
-    _weight_options = {"kernel": "kernel", "bias": "bias"}
-
     def __init__(self, filters, kernel_size, strides=1, padding="valid", output_padding=None, data_format=None,
                  dilation_rate=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
@@ -447,19 +447,15 @@ class _ConvTranspose(KerasConv):
     def _name_suffix(cls) -> str:
         return "_transpose"
 
-    def _weight_shapes(self, channels) -> dict:
-        shapes = {"kernel": self.kernel_size + (self.filters, channels)}
-        return {**shapes, "bias": (self.filters,)} if self.use_bias else shapes
+    def _kernel_shapes(self, channels) -> dict:
+        return {"kernel": self.kernel_size + (self.filters, channels)}
 
     def _build_stages(self, channels) -> tuple:
         pads, extra = geometry.transposed_pads(self.kernel_size, self.strides, self.padding,
                                                self.output_padding, self.dilation_rate)
         spec = ConvSpec.build(self.kernel_size, self.strides, pads, self.dilation_rate, 1, "zeros", True,
                               extra, ndim=self.rank, op=type(self).__name__)
-        return (Stage(spec, "kernel", "bias" if self.use_bias else None),)
-
-    def _output_channels(self, channels) -> int:
-        return self.filters
+        return (Stage(spec, "kernel", self._bias_name),)
 
     def _output_spatial(self, in_spatial) -> tuple:
         return geometry.transposed_output_spatial(in_spatial, self.kernel_size, self.strides, self.padding,
@@ -495,14 +491,13 @@ class _DepthwiseConv(KerasConv):
         self._set_weight_options(depthwise=(depthwise_initializer, depthwise_regularizer, depthwise_constraint),
                                  bias=(bias_initializer, bias_regularizer, bias_constraint))
 
-    def _weight_shapes(self, channels) -> dict:
-        shapes = {"kernel": self.kernel_size + (channels, self.depth_multiplier)}
-        return {**shapes, "bias": (channels * self.depth_multiplier,)} if self.use_bias else shapes
+    def _kernel_shapes(self, channels) -> dict:
+        return {"kernel": self.kernel_size + (channels, self.depth_multiplier)}
 
     def _build_stages(self, channels) -> tuple:
         spec = ConvSpec.build(self.kernel_size, self.strides, self.padding, self.dilation_rate, channels,
                               ndim=self.rank, op=type(self).__name__)
-        return (Stage(spec, "kernel", "bias" if self.use_bias else None, depthwise=True),)
+        return (Stage(spec, "kernel", self._bias_name, depthwise=True),)
 
     def _output_channels(self, channels) -> int:
         return None if channels is None else channels * self.depth_multiplier
@@ -539,11 +534,9 @@ class _SeparableConv(KerasConv):
                                  pointwise=(pointwise_initializer, pointwise_regularizer, pointwise_constraint),
                                  bias=(bias_initializer, bias_regularizer, bias_constraint))
 
-    def _weight_shapes(self, channels) -> dict:
-        middle = channels * self.depth_multiplier
-        shapes = {"depthwise_kernel": self.kernel_size + (channels, self.depth_multiplier),
-                  "pointwise_kernel": (1,) * self.rank + (middle, self.filters)}
-        return {**shapes, "bias": (self.filters,)} if self.use_bias else shapes
+    def _kernel_shapes(self, channels) -> dict:
+        return {"depthwise_kernel": self.kernel_size + (channels, self.depth_multiplier),
+                "pointwise_kernel": (1,) * self.rank + (channels * self.depth_multiplier, self.filters)}
 
     def _build_stages(self, channels) -> tuple:
         layer = type(self).__name__
@@ -551,10 +544,7 @@ class _SeparableConv(KerasConv):
                                    ndim=self.rank, op=layer)
         pointwise = ConvSpec.build((1,) * self.rank, 1, 0, 1, 1, ndim=self.rank, op=layer)
         return (Stage(depthwise, "depthwise_kernel", None, depthwise=True),
-                Stage(pointwise, "pointwise_kernel", "bias" if self.use_bias else None))
-
-    def _output_channels(self, channels) -> int:
-        return self.filters
+                Stage(pointwise, "pointwise_kernel", self._bias_name))
 
 
 def _layer_class(kind, rank: int, name: str):
