@@ -164,3 +164,9 @@ def tap_sources(size: int, n_out: int, lo: int, stride: int, dilation: int, kern
             if run.start is not None:
                 table[run.dest, tap] = run.start + run.step * np.arange(run.length)
     return table
+
+
+def tap_tables(spec, in_spatial, out_spatial, pads) -> list[np.ndarray]:
+    """:func:`tap_sources` for every spatial dim of a spec: one (out_d, k_d) table per dim."""
+    return [tap_sources(size, n_out, lo, s, d, k, spec.padding_mode) for size, n_out, (lo, _), s, d, k
+            in zip(in_spatial, out_spatial, pads, spec.stride, spec.dilation, spec.kernel_size)]

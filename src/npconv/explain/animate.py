@@ -44,7 +44,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..spec import ConvSpec, is_int
-from ..windows import tap_sources
+from ..windows import tap_sources, tap_tables
 from .shapes import grow_receptive_field
 
 INSTALL_HINT = "pip install 'npconv[explain]'"
@@ -618,12 +618,9 @@ class FieldTrace:
 
 def _read_back(spec: ConvSpec, in_spatial, out_spatial, wanted) -> tuple[tuple[int, ...], ...]:
     """Per dim, the input indices ``tap_sources`` says the wanted outputs read (zeros fall off)."""
-    marked = []
-    for d, (lo, _) in enumerate(spec.pads(in_spatial)):
-        table = tap_sources(in_spatial[d], out_spatial[d], lo, spec.stride[d], spec.dilation[d],
-                            spec.kernel_size[d], spec.padding_mode)
-        marked.append(tuple(sorted({int(v) for v in table[list(wanted[d])].ravel() if v >= 0})))
-    return tuple(marked)
+    tables = tap_tables(spec, in_spatial, out_spatial, spec.pads(in_spatial))
+    return tuple(tuple(sorted({int(v) for v in table[list(rows)].ravel() if v >= 0}))
+                 for table, rows in zip(tables, wanted))
 
 
 def _chain_input(input_size, ndim: int) -> tuple[int, ...]:

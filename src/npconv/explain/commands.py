@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-from pathlib import Path
 
 import numpy as np
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import core
 from ..spec import ConvSpec, check_operands
-from ..windows import tap_sources
+from ..windows import tap_tables
 
 
 @dataclass(frozen=True)
@@ -130,12 +130,6 @@ def window_grids(e: Explanation) -> list[str]:
     return ["   ".join(parts).rstrip() for parts in zip(*texts)]
 
 
-# ---- the per-dim index tables --------------------------------------------------------
-def _tables(spec: ConvSpec, in_spatial, out_spatial, pads) -> list[np.ndarray]:
-    return [tap_sources(size, n_out, lo, s, d, k, spec.padding_mode) for size, n_out, (lo, _), s, d, k
-            in zip(in_spatial, out_spatial, pads, spec.stride, spec.dilation, spec.kernel_size)]
-
-
 def _check_index(name: str, index, shape) -> tuple[int, ...]:
     index = tuple(int(i) for i in index)
     if len(index) != len(shape) or any(not 0 <= i < n for i, n in zip(index, shape)):
@@ -170,7 +164,7 @@ def explain_output(x, w, index, stride=1, padding=0, dilation=1, groups=1, paddi
     index = _check_index("index", ((0,) if unbatched else ()) + tuple(index), out.shape)
     batch, c_out, o = index[0], index[1], index[2:]
     pads = spec.pads(x.shape[2:])
-    tables = _tables(spec, x.shape[2:], out.shape[2:], pads)
+    tables = tap_tables(spec, x.shape[2:], out.shape[2:], pads)
     per_group = w.shape[1]
     first = (c_out // (w.shape[0] // spec.groups)) * per_group
     terms = []
@@ -232,7 +226,7 @@ def explain_input(x_shape, w_shape, index, stride=1, padding=0, dilation=1, grou
     check_operands(spec, full, w_shape)
     index = _check_index("index", ((0,) if unbatched else ()) + tuple(index), full)
     out_spatial = spec.out_spatial(full[2:])
-    tables = _tables(spec, full[2:], out_spatial, spec.pads(full[2:]))
+    tables = tap_tables(spec, full[2:], out_spatial, spec.pads(full[2:]))
     group = index[1] // w_shape[1]
     per_group_out = w_shape[0] // spec.groups
     lead = () if unbatched else (index[0],)
@@ -272,8 +266,7 @@ def explain_transposed_output(x, w, index, stride=1, padding=0, output_padding=0
     index = _check_index("index", ((0,) if unbatched else ()) + tuple(index), out.shape)
     batch, c_out, q = index[0], index[1], index[2:]
     pads = spec.pads(x.shape[2:])
-    forward = ConvSpec.build(spec.kernel_size, spec.stride, pads, spec.dilation)
-    tables = _tables(forward, out.shape[2:], x.shape[2:], pads)
+    tables = tap_tables(spec, out.shape[2:], x.shape[2:], pads)  # the forward conv's, zero padding
     per_group_out = w.shape[1]
     per_group_in = w.shape[0] // spec.groups
     group, c_local = divmod(c_out, per_group_out)

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse
 
 from ..spec import ConvSpec, check_operands
-from ..windows import tap_sources
+from ..windows import tap_tables
 
 
 def conv_matrix(weight, input_shape, stride=1, padding=0, dilation=1, groups=1, *,
@@ -74,11 +74,9 @@ def _flat_sources(spec, in_spatial, out_spatial, pads) -> np.ndarray:
     flat = np.zeros(out_spatial + spec.kernel_size, dtype=np.int64)
     valid = np.ones(out_spatial + spec.kernel_size, dtype=bool)
     stride_of_dim = [math.prod(in_spatial[d + 1:]) for d in range(n)]
-    for d, (size, n_out, (lo, _), s, dil, k) in enumerate(zip(in_spatial, out_spatial, pads, spec.stride,
-                                                              spec.dilation, spec.kernel_size)):
-        table = tap_sources(size, n_out, lo, s, dil, k, spec.padding_mode)  # (out_d, k_d)
+    for d, table in enumerate(tap_tables(spec, in_spatial, out_spatial, pads)):  # (out_d, k_d) each
         shape = [1] * (2 * n)
-        shape[d], shape[n + d] = n_out, k
+        shape[d], shape[n + d] = table.shape
         table = table.reshape(shape)
         flat = flat + table * stride_of_dim[d]
         valid = valid & (table >= 0)
