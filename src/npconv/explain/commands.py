@@ -136,7 +136,7 @@ def documents_hand_sums() -> int:
     ok = 0
     for hand in HAND_SUMS:
         line = hand.explain().sum_line()
-        good = hand.reproduced()
+        good = hand.reproduced(line)
         ok += good
         note = f"  ({hand.note})" if hand.note else ""
         print(f"{CHECK if good else CROSS} [{hand.source}] npconv:   {line}{note}\n"

@@ -185,7 +185,7 @@ def _conv_row(name, module, shape, rf, jump) -> LayerShape:
         params = math.prod(spec.kernel_size) * module.in_channels * (module.out_channels // spec.groups)
         formula = (f"{k_text} * {module.in_channels} * ({module.out_channels}/{spec.groups})"
                    + (f" + {module.out_channels}" if has_bias else ""))
-        macs = shape[0] * module.in_channels * math.prod(in_spatial) * params // module.in_channels
+        macs = shape[0] * math.prod(in_spatial) * params  # every input element meets C_out/groups * k taps
     else:
         params = math.prod(spec.kernel_size) * per_group * module.out_channels
         formula = f"({k_text} * {module.in_channels}/{spec.groups}{' + 1' if has_bias else ''}) * {module.out_channels}"

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..keras import geometry as keras_geometry
-from ..spec import ConvSpec, same_pads
+from ..spec import ConvSpec, ntuple, same_pads
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,6 @@ def _kwargs(d: dict) -> str:
 
 
 def _per_dim(value, n: int, name: str) -> tuple[int, ...]:
-    from ..spec import ntuple
     return ntuple(value, n, name, "solve")
 
 
@@ -123,7 +122,7 @@ def _transposed_dim(size, out, ek, stride, dilation) -> tuple[tuple[int, int], i
                          f"output_size={top}")
     if base >= 0:
         return (0, 0), base
-    p = -(base // 2) if base % 2 == 0 else (-base + 1) // 2  # smallest p with base + 2p >= 0
+    p = -(base // 2)  # ceil(-base / 2): the smallest p with base + 2p >= 0
     if base + 2 * p <= limit:
         return (p, p), base + 2 * p
     return (-base // 2, -base - (-base // 2)), 0
