@@ -115,8 +115,7 @@ def choose_algorithm(spec, input_shape, weight_shape, dtype=np.float32, threads:
     'pointwise'
     """
     input_shape, weight_shape = tuple(input_shape), tuple(weight_shape)
-    allowed = candidates(spec, input_shape, weight_shape)
-    if _forced is not None and _forced in allowed:
+    if _forced is not None and _forced in candidates(spec, input_shape, weight_shape):
         return _forced
     if measure:
         timings = measure_candidates(spec, input_shape, weight_shape, dtype, threads)

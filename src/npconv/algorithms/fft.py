@@ -29,8 +29,7 @@ def applies(spec, x_shape, w_shape) -> bool:
 def spectra_bytes(spec, x_shape, w_shape) -> int:
     """Bytes of the input, kernel and output spectra (complex128, the widest case): a dense
     layer's kernel spectrum is C_out * C_in/G per frequency (DeepLab's ASPP: 7.8 GB)."""
-    sizes = [i + lo + hi for i, (lo, hi) in zip(x_shape[2:], spec.pads(x_shape[2:]))]
-    lengths = [sfft.next_fast_len(size, real=True) for size in sizes]
+    lengths = _lengths(x_shape[2:], spec.pads(x_shape[2:]))
     frequencies = math.prod(lengths[:-1]) * (lengths[-1] // 2 + 1)
     n, c_in, c_out = x_shape[0], x_shape[1], w_shape[0]
     return 16 * frequencies * (n * c_in + c_out * w_shape[1] + n * c_out)
@@ -48,17 +47,17 @@ def _dilated_kernel(w, spec) -> np.ndarray:
     return out
 
 
+def _lengths(in_spatial, pads) -> tuple[int, ...]:
+    """FFT lengths: each padded input size, rounded up to a fast length."""
+    return tuple(sfft.next_fast_len(i + lo + hi, real=True) for i, (lo, hi) in zip(in_spatial, pads))
+
+
 def _geometry(x, spec, pads):
     """(input to transform, its low pads still to apply as a rotation, FFT lengths)."""
+    lengths = _lengths(x.shape[2:], pads)
     if spec.padding_mode != "zeros":
-        x = padded_copy(x, pads, spec.padding_mode)
-        lows = (0,) * spec.ndim
-        sizes = x.shape[2:]
-    else:
-        lows = tuple(lo for lo, _ in pads)
-        sizes = tuple(i + lo + hi for i, (lo, hi) in zip(x.shape[2:], pads))
-    lengths = tuple(sfft.next_fast_len(size, real=True) for size in sizes)
-    return x, lows, lengths
+        return padded_copy(x, pads, spec.padding_mode), (0,) * spec.ndim, lengths
+    return x, tuple(lo for lo, _ in pads), lengths
 
 
 def _read_outputs(z, lows, out_spatial, stride):
