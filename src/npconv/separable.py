@@ -383,7 +383,7 @@ def plan(weight, input_shape, stride=1, padding=0, dilation=1, groups=1, *, padd
     ``functional.conv2d`` on the full kernel (depthwise Gaussians on 1 x 8 x 512 x 512, float32,
     Numba installed, 2-core Zen 4 VM, two runs): 7x7, 1.5-1.6x faster (7.2-8.0 ms vs 11.5);
     15x15, 2.3-2.7x; 31x31, 1.4-3.2x (17 ms vs 24-53, the FFT's time varying), and in the
-    benchmark's row 28 from 0.8x to 1.5x.  PyTorch's conv2d takes 3.5 s for the 31x31.
+    benchmark's row 28 from 0.8x to 1.5x over four runs.  PyTorch's conv2d takes 3.5 s for the 31x31.
 
     >>> import numpy as np
     >>> g = np.exp(-np.arange(-3, 4) ** 2 / 2.0)
