@@ -32,8 +32,9 @@ import dataclasses
 
 import numpy as np
 
-from . import core, select, threads
+from . import core, numerics, select, threads
 from .arrays import as_real_array, compute_dtypes
+from .memory import check_allocation
 from .spec import ConvSpec, check_input_rank
 
 __all__ = ["conv_input", "conv_weight", "conv_bias"] + [
@@ -61,12 +62,25 @@ def input_grad(spec: ConvSpec, input_spatial, w, gy) -> np.ndarray:
 def weight_grad(spec: ConvSpec, x, gy, kernel_size) -> np.ndarray:
     """d loss / d w: conv weight (C_out, C_in/G, *k); transposed weight (C_in, C_out/G, *k)."""
     if spec.transposed:  # input and grad_output exchange roles
-        return weight_grad(dataclasses.replace(spec, transposed=False, output_padding=(0,) * spec.ndim),
-                           gy, x, kernel_size)
+        conv_spec = dataclasses.replace(spec, transposed=False, output_padding=(0,) * spec.ndim)
+        return weight_grad(conv_spec, gy, _grown_to(x, conv_spec.out_spatial(gy.shape[2:])), kernel_size)
     w_shape = (gy.shape[1], x.shape[1] // spec.groups) + tuple(kernel_size)
-    algorithm = select.weight_grad_algorithm(spec, x.shape, w_shape)
-    with threads.limited():
+    if x.shape[0] == 0 or 0 in gy.shape:  # an empty batch: nothing was summed
+        return np.zeros(w_shape, np.result_type(x, gy))
+    algorithm = select.weight_grad_algorithm(spec, x, gy, w_shape)
+    with threads.limited(), numerics.quiet():
         return algorithm.weight_grad(x, gy, spec, spec.pads(x.shape[2:]))
+
+
+def _grown_to(gy, out_spatial) -> np.ndarray:
+    """gy with zeros appended up to ``out_spatial``.  A transposed conv whose output_padding
+    reaches its stride (possible when dilation > stride) has a plain-conv twin with more
+    outputs than the transposed input has positions; those extra outputs read only the
+    output_padding rows, which no input reached, so their gradient is zero."""
+    extra = tuple(o - i for o, i in zip(out_spatial, gy.shape[2:]))
+    if not any(extra):
+        return gy
+    return np.pad(gy, ((0, 0), (0, 0)) + tuple((0, e) for e in extra))
 
 
 def weight_grad_as_convolution(spec: ConvSpec, x, gy, kernel_size) -> np.ndarray:
@@ -128,6 +142,7 @@ def conv_input(input_size, weight, grad_output, *, stride=1, padding=0, dilation
         raise ValueError(f"{op}: input_size {list(input_size)} and grad_output {list(gy.shape)} disagree on the batch")
     _check_grad_output(spec, (gy.shape[0],) + size[1:], w.shape, gy.shape, op)
     compute, result = compute_dtypes(gy, w)
+    check_allocation(f"{op} result", (gy.shape[0],) + size[1:], compute)
     gx = input_grad(spec, size[2:], w.astype(compute, copy=False), gy.astype(compute, copy=False))
     gx = gx.astype(result, copy=False)
     return gx if batched else gx[0]
@@ -145,6 +160,7 @@ def conv_weight(input, weight_size, grad_output, *, stride=1, padding=0, dilatio
     gy = gy if batched else gy[None]
     _check_grad_output(spec, x.shape, weight_size, gy.shape, op)
     compute, result = compute_dtypes(x, gy)
+    check_allocation(f"{op} result", weight_size, compute)
     gw = weight_grad(spec, x.astype(compute, copy=False), gy.astype(compute, copy=False), weight_size[2:])
     return gw.astype(result, copy=False)
 
