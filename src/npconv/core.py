@@ -6,8 +6,9 @@ import dataclasses
 
 import numpy as np
 
-from . import select, threads
+from . import numerics, select, threads
 from .arrays import as_real_array, compute_dtypes
+from .memory import check_allocation
 from .spec import ConvSpec, check_input_rank, check_operands
 
 
@@ -48,8 +49,10 @@ def apply(spec: ConvSpec, input, weight, bias=None) -> np.ndarray:
     batched = check_input_rank(spec.op, spec.ndim, x.shape)
     xb = x if batched else x[None]
     check_operands(spec, xb.shape, w.shape, None if b is None else b.shape)
-    spec.out_spatial(xb.shape[2:])  # every shape refusal before any arithmetic
+    out_spatial = spec.out_spatial(xb.shape[2:])  # every shape refusal before any arithmetic
     compute, result = compute_dtypes(x, w, b)
+    out_channels = w.shape[1] * spec.groups if spec.transposed else w.shape[0]
+    check_allocation(f"{spec.op} output", (xb.shape[0], out_channels) + out_spatial, compute)
     y = compute_batched(spec, xb.astype(compute, copy=False), w.astype(compute, copy=False))
     if b is not None:
         y += b.astype(compute).reshape((-1,) + (1,) * spec.ndim)
@@ -64,11 +67,14 @@ def compute_batched(spec: ConvSpec, x, w) -> np.ndarray:
 
 def forward(spec: ConvSpec, x, w, pads, out_spatial) -> np.ndarray:
     """Run the algorithm the planner chooses (npconv.select)."""
+    if x.size == 0 or w.size == 0:  # an empty batch, or no channels to sum over
+        c_out = w.shape[1] * spec.groups if spec.transposed else w.shape[0]
+        return np.zeros((x.shape[0], c_out) + tuple(out_spatial), x.dtype)
     if spec.transposed and flip_and_swap_applies(spec, pads):
         spec, w, pads = as_forward_convolution(spec, w, pads)
-    name = select.choose_algorithm(spec, x.shape, w.shape, x.dtype)
-    with threads.limited():
-        return select.ALGORITHMS[name].forward(x, w, spec, pads, out_spatial)
+    algorithm = select.algorithm_for(spec, x, w)
+    with threads.limited(), numerics.quiet():
+        return algorithm.forward(x, w, spec, pads, out_spatial)
 
 
 def flip_and_swap_applies(spec: ConvSpec, pads) -> bool:

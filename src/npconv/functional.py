@@ -20,6 +20,7 @@ import numpy as np
 
 from . import core
 from .arrays import as_real_array, compute_dtypes
+from .memory import check_allocation
 from .spec import ConvSpec, check_input_rank, check_mode_pad, ntuple
 from .windows import col2im, im2col
 
@@ -140,6 +141,7 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     batched = check_input_rank(op, n, x.shape)
     xb = x if batched else x[None]
     blocks = _sliding_blocks(spec, xb.shape[2:], op)
+    check_allocation(f"{op} output", (xb.shape[0], xb.shape[1] * spec.kernel_volume, math.prod(blocks)), x.dtype)
     cols = im2col(xb, spec.kernel_size, spec.stride, spec.dilation, spec.pads(xb.shape[2:]), blocks)
     cols = cols.reshape(xb.shape[0], xb.shape[1] * spec.kernel_volume, math.prod(blocks))
     return cols if batched else cols[0]
@@ -174,6 +176,7 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
             f"number of sliding blocks {' * '.join(map(str, blocks))} = {math.prod(blocks)}, but got "
             f"input.size(2)={cols.shape[2]}.")
     compute, result = compute_dtypes(cols)
+    check_allocation(f"{op} output", (cols.shape[0], cols.shape[1] // k) + size, compute)
     grid = cols.astype(compute, copy=False).reshape(
         (cols.shape[0], cols.shape[1] // k) + spec.kernel_size + blocks)
     out = col2im(grid, size, spec.stride, spec.dilation, spec.pads(size))
@@ -202,6 +205,7 @@ def pad(input, pad, mode="constant", value=None):
     first = x.ndim - len(pairs)
     _check_pad_sizes(mode, x.shape[first:], pairs)
     widths = [(0, 0)] * first + [(max(lo, 0), max(hi, 0)) for lo, hi in pairs]
+    check_allocation("pad output", [size + lo + hi for size, (lo, hi) in zip(x.shape, widths)], x.dtype)
     keyword = {"constant_values": 0 if value is None else value} if mode == "constant" else {}
     if mode == "circular":  # PyTorch crops first, then wraps around what is left
         return np.pad(x[_crops(x.shape, pairs)], widths, mode="wrap")

@@ -20,6 +20,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import numerics
 from . import threads as thread_control
 from .algorithms import depthwise, depthwise_jit, fft, im2col_gemm, pointwise, winograd
 
@@ -31,6 +32,9 @@ class Algorithm:
     forward: Callable
     weight_grad: Callable | None = None
     weight_grad_applies: Callable | None = None
+    # mixes many inputs into each transformed value: a NaN or inf spreads and extreme values
+    # overflow, so it only gets operands npconv.numerics.transform_safe accepts
+    transforms: bool = False
 
 
 def _always_conv(spec, x_shape, w_shape):
@@ -47,9 +51,9 @@ ALGORITHMS = {a.name: a for a in (
     Algorithm("pointwise", pointwise.applies, pointwise.forward, pointwise.weight_grad),
     Algorithm("depthwise_direct", depthwise.applies, depthwise.forward, depthwise.weight_grad),
     Algorithm("depthwise_jit", depthwise_jit.applies, depthwise_jit.forward, depthwise_jit.weight_grad),
-    Algorithm("fft", fft.applies, fft.forward, fft.weight_grad, fft.weight_grad_applies),
-    Algorithm("winograd_f2", winograd.applies, winograd.forward_f2),
-    Algorithm("winograd_f4", winograd.applies_f4, winograd.forward_f4),
+    Algorithm("fft", fft.applies, fft.forward, fft.weight_grad, fft.weight_grad_applies, transforms=True),
+    Algorithm("winograd_f2", winograd.applies, winograd.forward_f2, transforms=True),
+    Algorithm("winograd_f4", winograd.applies_f4, winograd.forward_f4, transforms=True),
 )}
 
 _forced: str | None = None
@@ -57,12 +61,23 @@ _autotune = False
 _tuned: dict | None = None
 
 
-def candidates(spec, x_shape, w_shape) -> list[str]:
-    """Every algorithm that can compute this convolution exactly (correctness rules only)."""
-    return [name for name, algorithm in ALGORITHMS.items() if algorithm.applies(spec, x_shape, w_shape)]
+def candidates(spec, x_shape, w_shape, direct_only: bool = False) -> list[str]:
+    """Every algorithm that can compute this convolution exactly (correctness rules only);
+    ``direct_only`` leaves out the transforms (for operands holding NaN, inf or extremes)."""
+    return [name for name, algorithm in ALGORITHMS.items() if algorithm.applies(spec, x_shape, w_shape)
+            and not (direct_only and algorithm.transforms)]
 
 
-def heuristic(spec, x_shape, w_shape) -> str:
+def algorithm_for(spec, x, w) -> Algorithm:
+    """The algorithm for these operands: the planner's choice, unless it transforms and the
+    operands are not safe to transform (npconv.numerics), then the best direct one."""
+    name = choose_algorithm(spec, x.shape, w.shape, x.dtype)
+    if ALGORITHMS[name].transforms and not numerics.transform_safe(x, w, numerics.transform_terms(x.shape, w.shape)):
+        name = choose_algorithm(spec, x.shape, w.shape, x.dtype, direct_only=True)
+    return ALGORITHMS[name]
+
+
+def heuristic(spec, x_shape, w_shape, direct_only: bool = False) -> str:
     """The measured rules (2-core Zen 5 machine, float32, OpenBLAS on AVX2; see the README):
 
     - transposed: GEMM + col2im (stride 1 never gets here: it runs as a forward conv);
@@ -83,15 +98,15 @@ def heuristic(spec, x_shape, w_shape) -> str:
     if pointwise.applies(spec, x_shape, w_shape):
         return "pointwise"
     if depthwise.applies(spec, x_shape, w_shape) and x_shape[1] > 1:
-        return _depthwise_choice(spec, x_shape, w_shape)
-    if winograd.applies(spec, x_shape, w_shape):
+        return _depthwise_choice(spec, x_shape, w_shape, direct_only)
+    if winograd.applies(spec, x_shape, w_shape) and not direct_only:
         return _winograd_choice(spec, x_shape, w_shape)
     return "im2col_gemm"
 
 
-def _depthwise_choice(spec, x_shape, w_shape) -> str:
+def _depthwise_choice(spec, x_shape, w_shape, direct_only: bool = False) -> str:
     jit = depthwise_jit.applies(spec, x_shape, w_shape)
-    large = min(spec.kernel_size) >= (9 if jit else 5)
+    large = min(spec.kernel_size) >= (9 if jit else 5) and not direct_only
     if large and max(spec.stride) == 1 and fft.applies(spec, x_shape, w_shape):  # spectra under the cap
         return "fft"
     return "depthwise_jit" if jit else "depthwise_direct"
@@ -106,39 +121,43 @@ def _winograd_choice(spec, x_shape, w_shape) -> str:
 
 
 def choose_algorithm(spec, input_shape, weight_shape, dtype=np.float32, threads: int | None = None,
-                     measure: bool = False):
+                     measure: bool = False, direct_only: bool = False):
     """The algorithm's name for this convolution; with ``measure=True``, (name, {name: seconds})
-    after timing every candidate once on random data of these shapes.
+    after timing every candidate once on random data of these shapes.  ``direct_only`` leaves
+    out the transform algorithms (FFT, Winograd), as :func:`algorithm_for` does for operands
+    holding NaN, inf or values near the ends of their range.
 
     >>> from npconv import ConvSpec
     >>> choose_algorithm(ConvSpec.build((1, 1)), (8, 64, 56, 56), (256, 64, 1, 1))
     'pointwise'
     """
     input_shape, weight_shape = tuple(input_shape), tuple(weight_shape)
-    if _forced is not None and _forced in candidates(spec, input_shape, weight_shape):
+    if _forced is not None and _forced in candidates(spec, input_shape, weight_shape, direct_only):
         return _forced
     if measure:
-        timings = measure_candidates(spec, input_shape, weight_shape, dtype, threads)
+        timings = measure_candidates(spec, input_shape, weight_shape, dtype, threads, direct_only=direct_only)
         return min(timings, key=timings.get), timings
+    if direct_only:
+        return heuristic(spec, input_shape, weight_shape, direct_only=True)
     if _autotune:
         return _tuned_choice(spec, input_shape, weight_shape, dtype, threads)
     return heuristic(spec, input_shape, weight_shape)
 
 
 def measure_candidates(spec, input_shape, weight_shape, dtype, threads: int | None = None,
-                       repeats: int = 3) -> dict[str, float]:
+                       repeats: int = 3, direct_only: bool = False) -> dict[str, float]:
     """{name: best of ``repeats`` seconds} for every candidate, with ``threads`` threads."""
     with thread_control.limited(threads):
-        return _timings(spec, input_shape, weight_shape, dtype, repeats)
+        return _timings(spec, input_shape, weight_shape, dtype, repeats, direct_only)
 
 
-def _timings(spec, input_shape, weight_shape, dtype, repeats) -> dict[str, float]:
+def _timings(spec, input_shape, weight_shape, dtype, repeats, direct_only=False) -> dict[str, float]:
     rng = np.random.default_rng(0)
     x = rng.standard_normal(input_shape).astype(dtype)
     w = rng.standard_normal(weight_shape).astype(dtype)
     pads, out_spatial = spec.pads(input_shape[2:]), spec.out_spatial(input_shape[2:])
     timings = {}
-    for name in candidates(spec, input_shape, weight_shape):
+    for name in candidates(spec, input_shape, weight_shape, direct_only):
         forward = ALGORITHMS[name].forward
         forward(x, w, spec, pads, out_spatial)  # warm-up
         best = float("inf")
@@ -193,10 +212,12 @@ def _tuned_choice(spec, input_shape, weight_shape, dtype, threads) -> str:
     return _tuned[key]
 
 
-def weight_grad_algorithm(spec, input_shape, weight_shape) -> Algorithm:
-    """The weight gradient's algorithm: the forward's choice where it has one that applies."""
-    name = choose_algorithm(spec, input_shape, weight_shape)
-    algorithm = ALGORITHMS[name]
+def weight_grad_algorithm(spec, x, gy, weight_shape) -> Algorithm:
+    """The weight gradient's algorithm: the forward's choice where it has one that applies
+    (and, for a transform, where ``x`` and ``gy`` are safe to transform)."""
+    algorithm = ALGORITHMS[choose_algorithm(spec, x.shape, weight_shape, x.dtype)]
+    if algorithm.transforms and not numerics.transform_safe(x, gy, numerics.transform_terms(x.shape, gy.shape)):
+        algorithm = ALGORITHMS[choose_algorithm(spec, x.shape, weight_shape, x.dtype, direct_only=True)]
     usable = algorithm.weight_grad is not None and (
-        algorithm.weight_grad_applies is None or algorithm.weight_grad_applies(spec, input_shape, weight_shape))
+        algorithm.weight_grad_applies is None or algorithm.weight_grad_applies(spec, x.shape, weight_shape))
     return algorithm if usable else ALGORITHMS["im2col_gemm"]
