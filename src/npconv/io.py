@@ -1,21 +1,88 @@
-"""Weight files: ``.safetensors`` (the safetensors package's NumPy API) and ``.npz``.
+"""Weight files: ``.safetensors`` and ``.npz``, read and written by npconv itself.
 
-Nothing is ever unpickled: ``.npz`` files are read with ``allow_pickle=False`` and object
-arrays are refused on the way in and out.  A malformed or truncated file raises
-``ValueError`` naming the file and what is wrong with it.
+A weight file is untrusted input.  Loading one never unpickles, never blocks and never
+allocates more than the file honestly holds:
+
+* the path must be a regular file: a directory, FIFO or device is refused by name (it is
+  opened non-blocking and checked with ``fstat`` before a byte is read);
+* weights are numbers: bool, int8..int64, uint8..uint64, float16/32/64, complex64/128.
+  Strings, bytes, records (structured), object, void, datetime and timedelta arrays are
+  refused, on load (``ValueError``) and on save (``TypeError``);
+* ``.npz``: every member must be an ``.npy`` file.  Each member's header is read first; its
+  shape and dtype must account for the member's size in the zip exactly, and a member over
+  1 MiB compressed more than 100:1 is refused as a zip bomb (weights do not compress like
+  that: a zero-filled weight worth storing can be saved with :func:`save`, which never
+  compresses).  Only then is the member read;
+* ``.safetensors``: the header (at most 100 MB of JSON) is validated entry by entry: a known
+  dtype, a shape of non-negative ints, data offsets inside the file that do not overlap and
+  span exactly ``prod(shape) * itemsize`` bytes.  ``BF16``, ``F8_E4M3`` (PyTorch's
+  ``float8_e4m3fn``), ``F8_E5M2`` and their ``FNUZ`` forms come back as float32 holding the
+  same values exactly (bit for bit what PyTorch's ``.float()`` gives); ``C64`` as complex64;
+  other safetensors dtypes (``F8_E8M0``, ``F4``, ``F6_*``) are refused;
+* the arrays together must fit in the memory this process can use
+  (:func:`npconv.memory.check_allocation`), checked before they are allocated.
+
+Every refusal of a file raises ``ValueError`` naming the file, the member or tensor and the
+rule (size refusals raise :class:`npconv.memory.AllocationRefused`, also a ``ValueError``); a
+missing file raises ``FileNotFoundError``.  Arrays come back C- or Fortran-ordered as stored,
+in native byte order.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import stat
 import zipfile
-from collections import OrderedDict
+import zlib
+from collections import Counter, OrderedDict
 from pathlib import Path
 
 import numpy as np
+from numpy.lib import format as npy
+
+from .memory import AllocationRefused, available_bytes, check_allocation, human_bytes
 
 FORMATS = (".safetensors", ".npz")
+NUMBER_DTYPES = frozenset(np.dtype(t) for t in (
+    np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
+    np.float16, np.float32, np.float64, np.complex64, np.complex128))
+ZIP_BOMB_RATIO = 100  # deflate reaches ~1000:1 on zeros; float weights barely compress
+ZIP_BOMB_MIN_BYTES = 1 << 20  # small members (biases, zero inits) may compress as they like
+READ_CHUNK = 16 << 20  # zip members are inflated this much at a time, never all at once
+MAX_SAFETENSORS_HEADER = 100_000_000  # the safetensors package's own limit
+SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
+                      "I8": "|i1", "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "|u1", "BOOL": "|b1",
+                      "C64": "<c8"}
+WIDENED_ITEMSIZE = {"BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E4M3FNUZ": 1, "F8_E5M2FNUZ": 1}
 
 
+# ---- the API ---------------------------------------------------------------------------
+def save(state_dict, path) -> None:
+    """Write a state dict (name -> array) as .safetensors or .npz, chosen by the suffix."""
+    kind = _format(path)
+    arrays = _plain_arrays(state_dict, kind)
+    with _open_regular(path, kind, write=True) as file:
+        if kind == ".npz":
+            _write_npz(file, arrays)
+        else:
+            _write_safetensors(file, arrays)
+
+
+def load(path) -> "OrderedDict[str, np.ndarray]":
+    """Read a state dict written by :func:`save`, ``np.savez`` or any safetensors writer
+    (PyTorch's included); see the module docstring for what is refused."""
+    kind = _format(path)
+    with _open_regular(path, kind, write=False) as file:
+        try:
+            return _read_npz(file, path) if kind == ".npz" else _read_safetensors(file, path)
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError,
+                RecursionError, UnicodeDecodeError) as error:  # what a damaged file makes the readers raise
+            raise _invalid(path, kind, f"{type(error).__name__}: {error}") from None
+
+
+# ---- paths and dtypes ------------------------------------------------------------------
 def _format(path) -> str:
     suffix = Path(path).suffix
     if suffix not in FORMATS:
@@ -23,49 +90,297 @@ def _format(path) -> str:
     return suffix
 
 
-def _plain_arrays(state_dict) -> dict:
+def _invalid(path, kind: str, reason: str) -> ValueError:
+    return ValueError(f"weight file {str(path)!r} is not a valid {kind} file: {reason}")
+
+
+def _open_regular(path, kind: str, write: bool):
+    """The file, opened only if it is a regular one.  A stat first, for a clear message; then
+    the open is O_NONBLOCK, so that a FIFO put there meanwhile cannot block it, and fstat
+    checks what was really opened."""
+    try:
+        _refuse_special(path, os.stat(path).st_mode, kind)
+    except FileNotFoundError:
+        if not write:
+            raise FileNotFoundError(f"weight file {str(path)!r} does not exist") from None
+    flags = (os.O_WRONLY | os.O_CREAT | os.O_TRUNC) if write else os.O_RDONLY
+    fd = os.open(path, flags | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        _refuse_special(path, os.fstat(fd).st_mode, kind)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "wb" if write else "rb")
+
+
+def _refuse_special(path, mode: int, kind: str) -> None:
+    if not stat.S_ISREG(mode):
+        what = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a FIFO, socket or device)"
+        raise ValueError(f"weight file {str(path)!r} is {what}, not a {kind} file")
+
+
+def _number_dtype_problem(dtype: np.dtype) -> str | None:
+    """Why ``dtype`` cannot be a weight, or None when it can (byte order aside)."""
+    if dtype.newbyteorder("=") in NUMBER_DTYPES:
+        return None
+    return (f"dtype {dtype.str} ({dtype}) is not a number type; weight files hold bool, int, uint, "
+            f"float16/32/64 or complex64/128 arrays only")
+
+
+def _plain_arrays(state_dict, kind: str) -> dict:
     arrays = {}
     for key, value in state_dict.items():
         if not isinstance(key, str):
             raise TypeError(f"state_dict keys must be strings, got {key!r}")
+        if kind == ".npz" and "\0" in key:
+            raise ValueError(f"state_dict key {key!r}: a zip member name cannot hold a NUL character")
+        if kind == ".safetensors" and key == "__metadata__":
+            raise ValueError("state_dict key '__metadata__' is reserved by the .safetensors format")
         array = np.asarray(value)
+        if kind == ".safetensors" and array.dtype == np.complex128:
+            raise TypeError(f"state_dict[{key!r}]: complex128 cannot be stored in .safetensors (it has "
+                            f"complex64 only): use .npz, or complex64")
         if array.dtype == object:
             raise TypeError(f"state_dict[{key!r}] is an object array; weight files hold numbers only")
-        arrays[key] = np.ascontiguousarray(array).view(np.ndarray)
+        problem = _number_dtype_problem(array.dtype)
+        if problem:
+            raise TypeError(f"state_dict[{key!r}]: {problem}")
+        arrays[key] = np.asarray(array, order="C").view(np.ndarray)  # not ascontiguousarray: 0-d stays 0-d
     return arrays
 
 
-def save(state_dict, path) -> None:
-    """Write a state dict (name -> array) as .safetensors or .npz, chosen by the suffix."""
-    arrays = _plain_arrays(state_dict)
-    if _format(path) == ".npz":
-        np.savez(path, **arrays)
-    else:
-        _safetensors().save_file(arrays, str(path))
+def _check_total(path, what: str, nbytes: int) -> None:
+    """All arrays of one file together must fit in memory, not only each one."""
+    limit = available_bytes()
+    if nbytes > limit:
+        raise AllocationRefused(f"weight file {str(path)!r}: {what} need {nbytes} bytes ({human_bytes(nbytes)}), "
+                                f"more than the {limit} bytes ({human_bytes(limit)}) of memory this process can use")
 
 
-def load(path) -> "OrderedDict[str, np.ndarray]":
-    """Read a state dict written by :func:`save` (or by PyTorch's safetensors export)."""
-    kind = _format(path)
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"weight file {str(path)!r} does not exist")
+def _native(array: np.ndarray) -> np.ndarray:
+    return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
+
+
+def _read_exactly(file, nbytes: int, where: str) -> np.ndarray:
+    """``nbytes`` bytes as a uint8 array, read in chunks (a zip member is inflated as it goes)."""
+    raw = np.empty(nbytes, np.uint8)
+    view, filled = memoryview(raw), 0
+    while filled < nbytes:
+        got = file.readinto(view[filled:filled + READ_CHUNK])
+        if not got:
+            raise ValueError(f"{where}: truncated, {filled} of {nbytes} bytes present")
+        filled += got
+    return raw
+
+
+# ---- .npz ------------------------------------------------------------------------------
+def _read_npz(file, path) -> "OrderedDict[str, np.ndarray]":
+    with zipfile.ZipFile(file) as archive:
+        members = archive.infolist()
+        counts = Counter(info.filename for info in members)
+        for info in members:
+            if not info.filename.endswith(".npy"):
+                raise _invalid(path, ".npz", f"member {info.filename!r} is not an .npy array "
+                                             "(a .npz file holds only .npy members)")
+            if counts[info.filename] > 1:
+                raise _invalid(path, ".npz", f"member {info.filename!r} appears {counts[info.filename]} times")
+        layouts = [_npy_layout(archive, info, path) for info in members]
+        _check_total(path, f"its {len(members)} arrays", sum(nbytes for _, _, _, nbytes in layouts))
+        return OrderedDict((info.filename[:-4], _npy_data(archive, info, layout, path))
+                           for info, layout in zip(members, layouts))
+
+
+def _npy_layout(archive, info, path):
+    """(shape, fortran_order, dtype, nbytes) of one member, from its header, checked against
+    the member's size in the zip before any of its data is read."""
+    where = f"member {info.filename!r}"
+    with archive.open(info) as stream:
+        shape, fortran, dtype = _npy_header(stream, path, where)
+        header_bytes = stream.tell()
+    problem = _number_dtype_problem(dtype)
+    if problem:
+        raise _invalid(path, ".npz", f"{where}: {problem}")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if info.file_size != header_bytes + nbytes:
+        raise _invalid(path, ".npz", f"{where} holds {info.file_size} bytes, but its header says shape "
+                                     f"{list(shape)} of {dtype} ({nbytes} bytes) after {header_bytes} header bytes")
+    if info.file_size > ZIP_BOMB_MIN_BYTES and info.file_size > ZIP_BOMB_RATIO * max(info.compress_size, 1):
+        raise _invalid(path, ".npz", f"{where} inflates {info.compress_size} bytes to {info.file_size} "
+                                     f"({human_bytes(info.file_size)}), more than {ZIP_BOMB_RATIO}:1: refused as "
+                                     f"a zip bomb")
+    check_allocation(f"weight file {str(path)!r} {where}", shape, dtype)
+    return shape, fortran, dtype, nbytes
+
+
+def _npy_header(stream, path, where):
     try:
-        if kind == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                return OrderedDict((key, archive[key]) for key in archive.files)
-        return OrderedDict(_safetensors().load_file(str(path)).items())
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as error:
-        raise ValueError(f"weight file {str(path)!r} is not a valid {kind} file: {error}") from None
-    except Exception as error:  # safetensors' own error type for malformed headers
-        if type(error).__name__ == "SafetensorError":
-            raise ValueError(f"weight file {str(path)!r} is not a valid {kind} file: {error}") from None
-        raise
+        version = npy.read_magic(stream)
+        if version not in ((1, 0), (2, 0)):  # 3.0 exists only for records with unicode field names
+            raise ValueError(f"unsupported .npy format version {version}")
+        read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, fortran, dtype = read(stream)
+    except ValueError as error:
+        raise _invalid(path, ".npz", f"{where}: {error}") from None
+    if any(not isinstance(v, int) or v < 0 for v in shape):
+        raise _invalid(path, ".npz", f"{where}: shape {shape} must hold non-negative ints")
+    return shape, fortran, dtype
 
 
-def _safetensors():
+def _npy_data(archive, info, layout, path) -> np.ndarray:
+    shape, fortran, dtype, nbytes = layout
+    where = f"weight file {str(path)!r} member {info.filename!r}"
+    with archive.open(info) as stream:
+        stream.seek(info.file_size - nbytes)  # past the header, read and checked by _npy_layout
+        raw = _read_exactly(stream, nbytes, where)
+        if stream.read(1):  # also makes zipfile check the CRC at the end of the member
+            raise ValueError(f"{where}: more data than its header says")
+    return _native(raw.view(dtype).reshape(shape, order="F" if fortran else "C"))
+
+
+def _write_npz(file, arrays: dict) -> None:
+    """What np.savez writes, without its keyword clash (a key named 'file' or 'allow_pickle')."""
+    with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for key, array in arrays.items():
+            with archive.open(key + ".npy", "w", force_zip64=True) as member:
+                npy.write_array(member, array, allow_pickle=False)
+
+
+# ---- .safetensors ------------------------------------------------------------------------
+def _read_safetensors(file, path) -> "OrderedDict[str, np.ndarray]":
+    size = os.fstat(file.fileno()).st_size
+    header, data_start = _safetensors_header(file, path, size)
+    layouts = OrderedDict((name, _tensor_layout(path, name, entry, size - data_start))
+                          for name, entry in header.items())
+    _check_no_overlap(path, layouts)
+    _check_total(path, f"its {len(layouts)} tensors", sum(_loaded_nbytes(code, shape) for code, shape, _, _
+                                                         in layouts.values()))
+    tensors = OrderedDict()
+    for name, (code, shape, begin, end) in layouts.items():
+        file.seek(data_start + begin)
+        raw = _read_exactly(file, end - begin, f"weight file {str(path)!r} tensor {name!r}")
+        tensors[name] = _decode(path, name, code, shape, raw)
+    return tensors
+
+
+def _safetensors_header(file, path, size: int):
+    """The header's tensor entries (``__metadata__`` checked and dropped) and where data starts."""
+    if size < 8:
+        raise _invalid(path, ".safetensors", f"{size} bytes, shorter than the 8-byte header length")
+    length = int.from_bytes(file.read(8), "little")
+    if length > min(size - 8, MAX_SAFETENSORS_HEADER):
+        raise _invalid(path, ".safetensors", f"header length {length} exceeds the {size - 8} bytes after it "
+                                             f"(or the {MAX_SAFETENSORS_HEADER}-byte limit)")
     try:
-        import safetensors.numpy
-    except ImportError:
-        raise ImportError("reading and writing .safetensors needs the safetensors package: "
-                          "pip install 'npconv[safetensors]' (or use .npz)") from None
-    return safetensors.numpy
+        header = json.loads(file.read(length).decode("utf-8"), object_pairs_hook=_unique_keys)
+    except ValueError as error:  # JSONDecodeError, duplicate keys
+        raise _invalid(path, ".safetensors", f"header is not valid JSON: {error}") from None
+    if not isinstance(header, dict):
+        raise _invalid(path, ".safetensors", f"header is a JSON {type(header).__name__}, not an object")
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict):
+        raise _invalid(path, ".safetensors", "__metadata__ must be a JSON object")
+    return header, 8 + length
+
+
+def _unique_keys(pairs) -> dict:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"duplicate keys {sorted({k for k in keys if keys.count(k) > 1})}")
+    return dict(pairs)
+
+
+def _tensor_layout(path, name, entry, buffer_len: int):
+    """(dtype code, shape, begin, end) of one header entry, every field checked."""
+    def bad(reason):
+        return _invalid(path, ".safetensors", f"tensor {name!r}: {reason}")
+    if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+        raise bad(f"entry must be an object with dtype, shape and data_offsets, got {entry!r:.200}")
+    code, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+    if code not in SAFETENSORS_DTYPES and code not in WIDENED_ITEMSIZE:
+        known = sorted(SAFETENSORS_DTYPES) + sorted(WIDENED_ITEMSIZE)
+        raise bad(f"unknown or unsupported dtype {code!r:.50}; known: {', '.join(known)}")
+    if not isinstance(shape, list) or any(type(v) is not int or v < 0 for v in shape):
+        raise bad(f"shape must be a list of non-negative ints, got {shape!r:.200}")
+    if (not isinstance(offsets, list) or len(offsets) != 2 or any(type(v) is not int for v in offsets)
+            or not 0 <= offsets[0] <= offsets[1] <= buffer_len):
+        raise bad(f"data_offsets must be [begin, end] with 0 <= begin <= end <= {buffer_len} (the data "
+                  f"buffer's size), got {offsets!r:.200}")
+    itemsize = WIDENED_ITEMSIZE.get(code) or np.dtype(SAFETENSORS_DTYPES[code]).itemsize
+    needed = math.prod(shape) * itemsize
+    if offsets[1] - offsets[0] != needed:
+        raise bad(f"data_offsets {offsets} span {offsets[1] - offsets[0]} bytes, shape {shape} of {code} "
+                  f"needs {needed}")
+    return code, tuple(shape), offsets[0], offsets[1]
+
+
+def _check_no_overlap(path, layouts) -> None:
+    spans = sorted((begin, end, name) for name, (_, _, begin, end) in layouts.items() if end > begin)
+    for (_, end, first), (begin, _, second) in zip(spans, spans[1:]):
+        if begin < end:
+            raise _invalid(path, ".safetensors", f"tensors {first!r} and {second!r} overlap in the data buffer")
+
+
+def _loaded_nbytes(code: str, shape) -> int:
+    return math.prod(shape) * (4 if code in WIDENED_ITEMSIZE else np.dtype(SAFETENSORS_DTYPES[code]).itemsize)
+
+
+def _decode(path, name, code: str, shape, raw: np.ndarray) -> np.ndarray:
+    if code == "BF16":  # bfloat16 is float32's top half: shifting the bits back is exact
+        return (raw.view("<u2").astype(np.uint32) << 16).view(np.float32).reshape(shape)
+    if code in WIDENED_ITEMSIZE:  # float8: a table of the 256 values, as bits (NaN payloads kept)
+        return float8_table(code)[raw].view(np.float32).reshape(shape)
+    if code == "BOOL" and raw.size and raw.max() > 1:
+        raise _invalid(path, ".safetensors", f"tensor {name!r}: BOOL bytes must be 0 or 1, found {raw.max()}")
+    return _native(raw.view(SAFETENSORS_DTYPES[code]).reshape(shape))
+
+
+# (exponent bits, mantissa bits, bias, NaN/inf convention) of each float8 safetensors dtype
+FLOAT8_FORMATS = {"F8_E4M3": (4, 3, 7, "fn"), "F8_E5M2": (5, 2, 15, "ieee"),
+                  "F8_E4M3FNUZ": (4, 3, 8, "fnuz"), "F8_E5M2FNUZ": (5, 2, 16, "fnuz")}
+_FLOAT8_TABLES: dict = {}
+
+
+def float8_table(code: str) -> np.ndarray:
+    """The float32 bit patterns (uint32) of the 256 values of a float8 format, as PyTorch's
+    ``.float()`` gives them: fn (e4m3fn): no infinities, S.1111.111 is NaN; ieee (e5m2):
+    exponent all ones is inf (mantissa 0) or a quiet NaN; fnuz: 0x80 is the only NaN."""
+    if code not in _FLOAT8_TABLES:
+        exp_bits, man_bits, bias, kind = FLOAT8_FORMATS[code]
+        table = np.array([_float8_bits(byte, exp_bits, man_bits, bias, kind) for byte in range(256)], np.uint32)
+        table.flags.writeable = False
+        _FLOAT8_TABLES[code] = table
+    return _FLOAT8_TABLES[code]
+
+
+def _float8_bits(byte: int, exp_bits: int, man_bits: int, bias: int, kind: str) -> int:
+    sign, exponent, mantissa = byte >> 7, (byte >> man_bits) & ((1 << exp_bits) - 1), byte & ((1 << man_bits) - 1)
+    top = (1 << exp_bits) - 1
+    nan_payload = mantissa << (23 - man_bits)
+    if kind == "fnuz" and byte == 0x80:
+        return 0x7F800001  # PyTorch's pattern for the fnuz NaN
+    if kind == "fn" and exponent == top and mantissa == (1 << man_bits) - 1:
+        return (sign << 31) | 0x7F800000 | nan_payload
+    if kind == "ieee" and exponent == top:
+        return (sign << 31) | 0x7F800000 | (0x400000 | nan_payload if mantissa else 0)
+    magnitude = (math.ldexp(mantissa, 1 - bias - man_bits) if exponent == 0
+                 else math.ldexp((1 << man_bits) | mantissa, exponent - bias - man_bits))
+    return int(np.array(-magnitude if sign else magnitude, np.float32).view(np.uint32))
+
+
+def _write_safetensors(file, arrays: dict) -> None:
+    """Widest dtype first, then by name (as the safetensors package orders them), so every
+    tensor starts aligned; the header is padded with spaces to a multiple of 8 bytes."""
+    codes = {np.dtype(v): k for k, v in SAFETENSORS_DTYPES.items()}
+    header, offset, order = {}, 0, sorted(arrays, key=lambda k: (-arrays[k].dtype.itemsize, k))
+    for key in order:
+        little = arrays[key].astype(arrays[key].dtype.newbyteorder("<"), copy=False)
+        arrays[key] = little
+        header[key] = {"dtype": codes[little.dtype], "shape": list(little.shape), "data_offsets": [offset, offset + little.nbytes]}
+        offset += little.nbytes
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    file.write(len(text).to_bytes(8, "little") + text)
+    for key in order:
+        file.write(arrays[key].reshape(-1).view(np.uint8).data)
