@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -101,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run one command.  Every refusal (a bad setting, a size the machine cannot hold, a path
+    that cannot be written) exits with status 2 and one line on stderr, never a traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):
@@ -108,12 +111,33 @@ def main(argv=None) -> int:
         return 2
     try:
         return args.run(args)
-    except (ValueError, TypeError) as error:  # a refused setting: the engine's message, status 2
-        print(f"npconv {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    except (ValueError, TypeError) as error:  # a refused setting (or size): the engine's message
+        return _refuse(args, str(error))
     except ImportError as error:
-        print(f"npconv {args.command}: error: {error} (pip install 'npconv[explain]')", file=sys.stderr)
-        return 2
+        return _refuse(args, f"{error} (pip install 'npconv[explain]')")
+    except OSError as error:
+        return _refuse(args, _os_error_reason(error, args))
+    except MemoryError as error:  # what the sizes checked up front did not foresee
+        return _refuse(args, f"out of memory: {error or 'an allocation failed'}")
+
+
+def _refuse(args, reason: str) -> int:
+    one_line = " ".join(reason.splitlines())
+    print(f"npconv {args.command}: error: {one_line}", file=sys.stderr)
+    return 2
+
+
+def _os_error_reason(error: OSError, args) -> str:
+    """'cannot write PATH: reason' for the file the command writes; the OS's words otherwise."""
+    target = getattr(args, "path", None) or getattr(args, "picture", None)
+    reason = error.strerror or str(error)
+    if target is not None and (error.filename is None or _same_path(error.filename, target)):
+        return f"cannot write {target}: {reason}"
+    return f"{error.filename}: {reason}" if error.filename is not None else reason
+
+
+def _same_path(a, b) -> bool:
+    return os.path.normpath(os.fsdecode(a)) == os.path.normpath(os.fsdecode(b))
 
 
 if __name__ == "__main__":

@@ -2,20 +2,33 @@
 
 Each command prints aligned text; a refused setting prints the engine's message (the rule and
 its arithmetic) and exits with status 2, as argparse does for malformed arguments.
+
+Hostile sizes are refused before any work: a layer's text is at most ``MAX_LAYER_TEXT``
+characters and is parsed for its arithmetic only (``shape`` of ``Conv2d(3, 100000, 100000)``
+allocates no weights); ``explain`` builds its input, weight and whole output, so each is at
+most ``EXPLAIN_MAX_ELEMENTS`` elements, and prints at most ``EXPLAIN_MAX_TERMS`` terms;
+``animate --layers`` draws at most ``MAX_PICTURE_PIXELS`` pixels.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import math
 
 import numpy as np
 
 from .. import nn
+from ..memory import check_allocation
+from ..spec import ConvSpec
 
 LAYER_NAMES = {name for name in nn.__all__ if name[0].isupper()} - {"Module", "Parameter", "Sequential",
                                                                     "CrossEntropyLoss"}
 CHECK, CROSS = "\u2713", "\u2717"
+MAX_LAYER_TEXT = 1000  # characters: a constructor call is a few dozen; the parser recurses on nesting
+EXPLAIN_MAX_ELEMENTS = 1 << 24  # per array explain builds (input, weight, output, matrix entries)
+EXPLAIN_MAX_TERMS = 10_000  # terms of the one sum, or taps of the one reach list, explain prints
+MAX_PICTURE_PIXELS = 89_478_485  # PIL's own decompression-bomb limit, for the receptive-field PNG
 
 
 # ---- argument parsing ----------------------------------------------------------------
@@ -45,21 +58,30 @@ def padding_value(text: str):
 
 
 def parse_layer(text: str):
-    """A module from its PyTorch constructor text, e.g. ``Conv2d(3, 64, 7, stride=2, padding=3)``.
+    """A module from its PyTorch constructor text, e.g. ``Conv2d(3, 64, 7, stride=2, padding=3)``,
+    built for its arithmetic (shape reports, receptive fields): its parameters are
+    :class:`~npconv.explain.shapes.Unallocated`, so no size of layer allocates anything.
 
     Only npconv.nn's classes and literal arguments are accepted (nothing is evaluated); bare
     names stand for strings, so a module's repr (``padding_mode=circular``) reads back.
     """
+    from .shapes import shape_only
+    if len(text) > MAX_LAYER_TEXT:
+        raise ValueError(f"layer text is {len(text):,} characters long, more than the {MAX_LAYER_TEXT:,} "
+                         f"a layer constructor such as Conv2d(3, 64, 7, stride=2, padding=3) needs")
     try:
         call = ast.parse(text.strip(), mode="eval").body
+        if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name) or call.func.id not in LAYER_NAMES:
+            raise ValueError(f"layer {text!r}: expected one of npconv.nn's layers, e.g. Conv2d(3, 64, 7, stride=2, "
+                             f"padding=3); known: {', '.join(sorted(LAYER_NAMES))}")
+        args = [_literal(node, text) for node in call.args]
+        kwargs = {kw.arg: _literal(kw.value, text) for kw in call.keywords}
     except SyntaxError as error:
-        raise ValueError(f"layer {text!r} is not of the form Name(arg, ..., key=value): {error.msg}")
-    if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name) or call.func.id not in LAYER_NAMES:
-        raise ValueError(f"layer {text!r}: expected one of npconv.nn's layers, e.g. "
-                         f"Conv2d(3, 64, 7, stride=2, padding=3); known: {', '.join(sorted(LAYER_NAMES))}")
-    args = [_literal(node, text) for node in call.args]
-    kwargs = {kw.arg: _literal(kw.value, text) for kw in call.keywords}
-    return getattr(nn, call.func.id)(*args, **kwargs)
+        raise ValueError(f"layer {text!r} is not of the form Name(arg, ..., key=value): {error.msg}") from None
+    except (RecursionError, MemoryError):  # deep nesting (e.g. thousands of unary minus signs)
+        raise ValueError(f"layer text nests too deeply to parse ({len(text):,} characters); write the "
+                         f"arguments as plain numbers, tuples and names") from None
+    return shape_only(getattr(nn, call.func.id))(*args, **kwargs)
 
 
 def _literal(node, text):
@@ -68,12 +90,13 @@ def _literal(node, text):
     try:
         return ast.literal_eval(node)
     except ValueError:
-        raise ValueError(f"layer {text!r}: arguments must be literals, got {ast.unparse(node)!r}")
+        raise ValueError(f"layer {text!r}: arguments must be literals, got {ast.unparse(node)!r}") from None
 
 
 def filled(shape, how: str, seed: int = 0) -> np.ndarray:
     """An array of ``shape`` filled 'arange' (the documents' input), 'ones' or 'random'."""
-    size = int(np.prod(shape))
+    check_allocation(f"an array of shape {list(shape)}", shape, np.float64)
+    size = math.prod(shape)
     if how == "arange":
         return np.arange(size, dtype=np.float64).reshape(shape)
     if how == "ones":
@@ -116,19 +139,65 @@ def run_explain(args) -> int:
         return documents_hand_sums()
     from .footprint import explain_input, explain_output, explain_transposed_output
     from .matrix import conv_matrix
-    x, w = filled(args.input, args.values), filled(args.weight, args.weights, seed=1)
+    check_explain_sizes(args)
     common = dict(stride=args.stride, padding=args.padding, dilation=args.dilation, groups=args.groups)
     if args.matrix:
+        w = filled(args.weight, args.weights, seed=1)
         print(matrix_text(conv_matrix(w, args.input, padding_mode=args.padding_mode, **common), args.input))
         return 0
     index = args.index or (0,) * len(args.input)
-    if args.reverse:
+    if args.reverse:  # shapes are enough: no array is filled
         print(explain_input(args.input, args.weight, index, padding_mode=args.padding_mode, **common).text())
-    elif args.transposed:
+        return 0
+    x, w = filled(args.input, args.values), filled(args.weight, args.weights, seed=1)
+    if args.transposed:
         print(explain_transposed_output(x, w, index, output_padding=args.output_padding or 0, **common).text())
     else:
         print(explain_output(x, w, index, padding_mode=args.padding_mode, **common).text())
     return 0
+
+
+def check_explain_sizes(args) -> None:
+    """Refuse, before any array is built, what explain cannot show: arrays above
+    EXPLAIN_MAX_ELEMENTS (it computes the whole convolution to print the engine's value) and
+    sums above EXPLAIN_MAX_TERMS terms (a line nobody reads)."""
+    if args.weight is None:
+        raise ValueError("explain: --input needs --weight, the weight shape (e.g. --weight 1,1,3,3)")
+    transposed = args.transposed and not args.matrix  # --matrix is always the forward convolution
+    out_shape = explain_output_shape(args, transposed)
+    for what, shape in (("--input", args.input), ("--weight", args.weight), ("the output", out_shape)):
+        if shape is not None:
+            _refuse_above(f"{what} {tuple(shape)}", "elements", math.prod(shape), EXPLAIN_MAX_ELEMENTS)
+    kernel = math.prod(args.weight[2:])
+    if args.matrix:
+        entries = math.prod(out_shape or (0,)) * args.weight[1] * kernel  # one per output and tap
+        _refuse_above("the convolution matrix", "entries (at most)", entries, EXPLAIN_MAX_ELEMENTS)
+    else:
+        reads = args.weight[1] if not (args.reverse or transposed) else -(-args.weight[0] // max(args.groups, 1))
+        _refuse_above("the explanation", "terms (at most)", reads * kernel, EXPLAIN_MAX_TERMS)
+
+
+def _refuse_above(what: str, unit: str, count: int, limit: int) -> None:
+    if count > limit:
+        raise ValueError(f"explain: {what} has {count:,} {unit}, more than the {limit:,} the command builds and "
+                         f"prints; npconv.explain's functions take any size in Python")
+
+
+def explain_output_shape(args, transposed: bool):
+    """The shape of the convolution explain would compute; None when the settings are invalid
+    (the explain functions then refuse them, naming the rule)."""
+    n = len(args.weight) - 2
+    if n < 1 or len(args.input) not in (n + 1, n + 2):
+        return None
+    try:
+        spec = ConvSpec.build(args.weight[2:], args.stride, args.padding, args.dilation, args.groups,
+                              "zeros" if transposed else args.padding_mode, transposed,
+                              (args.output_padding or 0) if transposed else 0, ndim=n)
+        spatial = spec.out_spatial(args.input[-n:])
+    except (ValueError, TypeError):
+        return None
+    channels = args.weight[1] * args.groups if transposed else args.weight[0]
+    return tuple(args.input[:-n - 1]) + (channels,) + tuple(spatial)
 
 
 def documents_hand_sums() -> int:
@@ -163,6 +232,7 @@ def run_animate(args) -> int:
     from .animate import animate, receptive_field_png
     if args.layers:
         layers = [parse_layer(text) for text in args.layers]
+        check_picture_size(layers, args.input)
         path = receptive_field_png(args.path, layers, args.input)
     else:
         path = animate(args.path, args.input, args.kernel, args.stride, args.padding, args.dilation,
@@ -170,6 +240,16 @@ def run_animate(args) -> int:
                        args.in_channels, args.out_channels)
     print(f"wrote {path}")
     return 0
+
+
+def check_picture_size(layers, input_size, cell: int = 20) -> None:
+    """The receptive-field PNG draws every grid cell: refuse one above MAX_PICTURE_PIXELS
+    before drawing (a 100000 x 100000 input would be 8 * 10**12 pixels)."""
+    from .animate import receptive_field_size, trace_receptive_field
+    width, height = receptive_field_size(trace_receptive_field(layers, input_size), cell)
+    if width * height > MAX_PICTURE_PIXELS:
+        raise ValueError(f"the receptive-field picture would be {width:,} x {height:,} pixels, more than "
+                         f"{MAX_PICTURE_PIXELS:,} (PIL's image-bomb limit); draw a smaller input")
 
 
 def run_visualize(args) -> int:

@@ -13,16 +13,19 @@ Receptive field and jump per spatial dim, in units of the chain's input (``rf_0 
 
 from __future__ import annotations
 
+import functools
 import math
+import types
 from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 
-from ..nn.conv import _ConvNd
+from ..nn.conv import Conv2d, _ConvNd, check_module_dtype
 from ..nn.layers import Flatten, Linear, _PoolNd
 from ..nn.module import Module, Sequential
-from ..spec import ConvSpec
+from ..nn.separable import DepthwiseSeparableConv2d
+from ..spec import ConvSpec, is_int, weight_shape
 
 
 @dataclass(frozen=True)
@@ -210,3 +213,73 @@ def _clean(value):
     """Fractions that are whole numbers as ints (jump is fractional only after upsampling)."""
     value = Fraction(value)
     return int(value) if value.denominator == 1 else value
+
+
+# ---- layers built for their arithmetic only ------------------------------------------------
+class Unallocated:
+    """A parameter's shape and dtype without its values: what a shape report reads of a layer.
+
+    ``npconv shape 1,3,8,8 'Conv2d(3, 100000, 100000)'`` needs the layer's spec, not its
+    10.7 PiB of weights; a layer from :func:`shape_only` holds these instead of parameters.
+    """
+
+    def __init__(self, shape, dtype, owner: str):
+        if not all(is_int(v) and v >= 0 for v in shape):
+            raise ValueError(f"{owner}: parameter shape {tuple(shape)} must hold non-negative integers")
+        self.shape, self.dtype = tuple(int(v) for v in shape), np.dtype(dtype)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __array__(self, *args, **kwargs):  # a forward pass on a shape-only layer is a bug: say so
+        raise TypeError(f"{self!r} has no values: its layer was built for shape arithmetic only")
+
+    def __repr__(self) -> str:
+        return f"Unallocated(shape={self.shape}, dtype={self.dtype.name})"
+
+
+@functools.cache
+def shape_only(cls: type) -> type:
+    """``cls`` with every parameter :class:`Unallocated`: the same validation, spec, attributes
+    and class name, and no memory for weights.  Layers without parameters are returned as is."""
+    if issubclass(cls, _ConvNd):
+        body = {"_create_parameters": _unallocated_conv_parameters}
+    elif issubclass(cls, Linear):
+        body = {"__init__": _unallocated_linear_init}
+    elif issubclass(cls, DepthwiseSeparableConv2d):  # its own __init__, building shape-only convs
+        body = {"__init__": _with_globals(cls.__init__, Conv2d=shape_only(Conv2d))}
+    else:
+        return cls
+    return type(cls.__name__, (cls,), {**body, "__module__": cls.__module__, "__qualname__": cls.__qualname__,
+                                       "__doc__": cls.__doc__})
+
+
+def _unallocated_conv_parameters(self, bias: bool) -> None:
+    """_ConvNd._create_parameters, with the weight and bias only described."""
+    name = type(self).__name__
+    shape = weight_shape(self.in_channels, self.out_channels, self.kernel_size, self.groups, self.transposed)
+    self._parameters["weight"] = Unallocated(shape, self._dtype, name)
+    self._parameters["bias"] = Unallocated((self.out_channels,), self._dtype, name) if bias else None
+
+
+def _unallocated_linear_init(self, in_features, out_features, bias=True, device=None, dtype=None):
+    """Linear.__init__ (same signature and checks), with the weight and bias only described."""
+    Module.__init__(self)
+    dtype = check_module_dtype(dtype, device)
+    self.in_features, self.out_features = in_features, out_features
+    self._parameters["weight"] = Unallocated((out_features, in_features), dtype, "Linear")
+    self._parameters["bias"] = Unallocated((out_features,), dtype, "Linear") if bias else None
+
+
+def _with_globals(function, **names):
+    """``function`` reading some global names differently: the class's own constructor keeps
+    its checks and stays in step with it, while the modules it builds become shape-only."""
+    rebound = types.FunctionType(function.__code__, {**function.__globals__, **names}, function.__name__,
+                                 function.__defaults__, function.__closure__)
+    rebound.__kwdefaults__, rebound.__qualname__ = function.__kwdefaults__, function.__qualname__
+    return rebound
