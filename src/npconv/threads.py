@@ -6,23 +6,37 @@ threadpoolctl (NumPy's and SciPy's OpenBLAS alike), the compiled kernels through
 ``numba.set_num_threads`` and the FFTs through ``workers=``.  The GEMMs, the FFTs and the
 compiled depthwise kernels spread over the cores; NumPy's own elementwise passes (window
 gathering, Winograd's scatter) run on one.
+
+Under concurrency (calls from many Python threads at once):
+
+- the cap is process-wide, like ``torch.set_num_threads``: each call reads it once when it
+  starts, so the most recent :func:`set_num_threads` applies to the calls started after it;
+- BLAS limits are process-wide too, so they are shared: the first capped call to start
+  records the libraries' own limits, the BLAS limit while capped calls run is the smallest
+  of their caps (no call ever gets more BLAS threads than it asked for), and the last one
+  to finish restores the recorded limits exactly;
+- Numba's thread count is per Python thread, so each call sets and restores its own.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
+import threading
 
 _threads: int | None = None
+_threads_lock = threading.Lock()
 
 
 def set_num_threads(threads: int | None) -> int | None:
     """Cap the threads of every library npconv calls (None: their own defaults); returns the
-    previous cap."""
+    previous cap.  Process-wide; calls already running keep the cap they started with."""
     global _threads
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"set_num_threads: threads must be a positive int or None, got {threads!r}")
-    previous, _threads = _threads, threads
+    with _threads_lock:  # swap and report the previous cap as one step
+        previous, _threads = _threads, threads
     return previous
 
 
@@ -35,25 +49,88 @@ def get_num_threads() -> int:
 def limited(threads: int | None = None):
     """Run the block with BLAS and Numba capped at ``threads`` (default: the global cap; no cap
     set and none given: nothing changes)."""
-    threads = threads or _threads
+    threads = threads or _threads  # read once: a concurrent set_num_threads cannot split a call
     if threads is None:
         yield
         return
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=threads, user_api="blas"), _numba_threads(threads):
+    with _blas_capped(threads), _numba_threads(threads):
         yield
+
+
+class _SharedBlasLimit:
+    """The process-wide BLAS limit, shared by the capped calls running at once.
+
+    threadpoolctl's own context restores what it saw on entry, so overlapping contexts
+    entered and left by different threads put back each other's caps (the audit saw
+    [2, 2] -> [1, 1] after eight threads).  Here one lock orders every change, the
+    libraries' limits are recorded when the first capped call starts and restored when
+    the last one finishes, and in between the limit is the smallest cap still running."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._running: collections.Counter = collections.Counter()  # cap -> calls running with it
+        self._original = None  # their limits before the first call
+        self._applied: int | None = None
+
+    def enter(self, cap: int) -> None:
+        with self._lock:
+            if not self._running:
+                self._start(cap)
+            elif cap < self._applied:
+                self._apply(cap)
+            self._running[cap] += 1
+
+    def leave(self, cap: int) -> None:
+        with self._lock:
+            self._running[cap] -= 1
+            if not self._running[cap]:
+                del self._running[cap]
+            if not self._running:
+                self._finish()
+            elif min(self._running) != self._applied:  # the smallest cap left: raise to the next
+                self._apply(min(self._running))
+
+    def _start(self, cap: int) -> None:
+        from threadpoolctl import threadpool_limits
+
+        # only BLAS: OpenMP's setting is per thread, and restoring it from another thread is wrong
+        self._original = threadpool_limits(limits=cap, user_api="blas")
+        self._applied = cap
+
+    def _apply(self, cap: int) -> None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=cap, user_api="blas")  # dropped: _original restores the first limits
+        self._applied = cap
+
+    def _finish(self) -> None:
+        original, self._original, self._applied = self._original, None, None
+        original.restore_original_limits()
+
+
+_blas_limit = _SharedBlasLimit()
+
+
+@contextlib.contextmanager
+def _blas_capped(threads: int):
+    _blas_limit.enter(threads)
+    try:
+        yield
+    finally:
+        _blas_limit.leave(threads)
 
 
 @contextlib.contextmanager
 def _numba_threads(threads: int):
+    """Numba's count is per Python thread, so set and restore it in this one; never above
+    what this thread already has (a nested call keeps the smaller cap, as BLAS does)."""
     try:
         import numba
     except ImportError:
         yield
         return
     previous = numba.get_num_threads()
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(min(threads, previous, numba.config.NUMBA_NUM_THREADS))
     try:
         yield
     finally:
