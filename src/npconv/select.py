@@ -196,20 +196,55 @@ def _key(spec, input_shape, weight_shape, dtype, threads) -> str:
 def _tuned_choice(spec, input_shape, weight_shape, dtype, threads) -> str:
     global _tuned
     if _tuned is None:
-        try:
-            _tuned = json.loads(cache_path().read_text())
-        except (OSError, ValueError):
-            _tuned = {}
+        _tuned = _read_cache()
     key = _key(spec, input_shape, weight_shape, dtype, threads)
     if _tuned.get(key) not in candidates(spec, input_shape, weight_shape):
         timings = measure_candidates(spec, input_shape, weight_shape, dtype, threads)
         _tuned[key] = min(timings, key=timings.get)
-        try:
-            cache_path().parent.mkdir(parents=True, exist_ok=True)
-            cache_path().write_text(json.dumps(_tuned, indent=1))
-        except OSError:
-            pass  # a read-only home still gets the in-memory choice
+        _merge_into_cache({key: _tuned[key]})
     return _tuned[key]
+
+
+def _read_cache() -> dict:
+    """The cache's usable entries: any other content (not JSON, not an object, values that
+    name no algorithm, a directory in its place) counts as empty rather than failing a call."""
+    try:
+        content = json.loads(cache_path().read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    if not isinstance(content, dict):
+        return {}
+    return {key: name for key, name in content.items() if isinstance(name, str) and name in ALGORITHMS}
+
+
+def _merge_into_cache(entries: dict) -> None:
+    """Add entries to the file under an exclusive lock: re-read, merge, write a temporary file and
+    rename it over the cache, so processes tuning at once keep each other's entries."""
+    path = cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(path.name + ".lock"), "a") as lock:
+            _lock(lock)
+            merged = {**_read_cache(), **entries}
+            temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            temporary.write_text(json.dumps(merged, indent=1))
+            os.replace(temporary, path)
+    except OSError:
+        pass  # a read-only home still gets the in-memory choice
+
+
+def _lock(file) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory lock; the rename still keeps the file whole
+        return
+    fcntl.flock(file, fcntl.LOCK_EX)  # released when the file is closed
+
+
+def forget_tuned() -> None:
+    """Drop the in-memory autotune choices (the next tuned call reads the file again)."""
+    global _tuned
+    _tuned = None
 
 
 def weight_grad_algorithm(spec, x, gy, weight_shape) -> Algorithm:
