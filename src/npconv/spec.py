@@ -361,6 +361,8 @@ def _channel_fix(spec: ConvSpec, channels: int, weight_shape) -> str:
     if spec.transposed:
         return f"; nearest valid: a weight of size {_size((channels,) + tuple(weight_shape[1:]))}"
     per_group = weight_shape[1]
+    if per_group == 0 or channels == 0:  # no groups count can fix an empty side
+        return ""
     groups = channels // per_group
     if channels % per_group == 0 and weight_shape[0] % groups == 0:
         return f"; nearest valid: groups={groups} ({channels} = {per_group} * {groups})"
