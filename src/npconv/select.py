@@ -12,6 +12,7 @@ forces one.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import numpy as np
 
 from . import numerics
 from . import threads as thread_control
+from . import workspace
 from .algorithms import depthwise, depthwise_jit, fft, im2col_gemm, pointwise, winograd
 
 
@@ -32,6 +34,9 @@ class Algorithm:
     forward: Callable
     weight_grad: Callable | None = None
     weight_grad_applies: Callable | None = None
+    # (spec, x_shape, w_shape, itemsize) -> the least scratch bytes it can run in (its smallest chunk)
+    min_workspace: Callable | None = None
+    weight_grad_min_workspace: Callable | None = None
     # mixes many inputs into each transformed value: a NaN or inf spreads and extreme values
     # overflow, so it only gets operands npconv.numerics.transform_safe accepts
     transforms: bool = False
@@ -46,14 +51,23 @@ def _transposed(spec, x_shape, w_shape):
 
 
 ALGORITHMS = {a.name: a for a in (
-    Algorithm("im2col_gemm", _always_conv, im2col_gemm.forward, im2col_gemm.weight_grad),
-    Algorithm("gemm_col2im", _transposed, im2col_gemm.forward_transposed),
-    Algorithm("pointwise", pointwise.applies, pointwise.forward, pointwise.weight_grad),
-    Algorithm("depthwise_direct", depthwise.applies, depthwise.forward, depthwise.weight_grad),
-    Algorithm("depthwise_jit", depthwise_jit.applies, depthwise_jit.forward, depthwise_jit.weight_grad),
-    Algorithm("fft", fft.applies, fft.forward, fft.weight_grad, fft.weight_grad_applies, transforms=True),
-    Algorithm("winograd_f2", winograd.applies, winograd.forward_f2, transforms=True),
-    Algorithm("winograd_f4", winograd.applies_f4, winograd.forward_f4, transforms=True),
+    Algorithm("im2col_gemm", _always_conv, im2col_gemm.forward, im2col_gemm.weight_grad,
+              min_workspace=im2col_gemm.min_workspace, weight_grad_min_workspace=im2col_gemm.weight_grad_min_workspace),
+    Algorithm("gemm_col2im", _transposed, im2col_gemm.forward_transposed,
+              min_workspace=im2col_gemm.transposed_min_workspace),
+    Algorithm("pointwise", pointwise.applies, pointwise.forward, pointwise.weight_grad,
+              min_workspace=pointwise.min_workspace, weight_grad_min_workspace=pointwise.weight_grad_min_workspace),
+    Algorithm("depthwise_direct", depthwise.applies, depthwise.forward, depthwise.weight_grad,
+              min_workspace=depthwise.min_workspace, weight_grad_min_workspace=depthwise.weight_grad_min_workspace),
+    Algorithm("depthwise_jit", depthwise_jit.applies, depthwise_jit.forward, depthwise_jit.weight_grad,
+              min_workspace=depthwise_jit.min_workspace,
+              weight_grad_min_workspace=depthwise_jit.weight_grad_min_workspace),
+    Algorithm("fft", fft.applies, fft.forward, fft.weight_grad, fft.weight_grad_applies, transforms=True,
+              min_workspace=fft.min_workspace, weight_grad_min_workspace=fft.weight_grad_min_workspace),
+    Algorithm("winograd_f2", winograd.applies, winograd.forward_f2, transforms=True,
+              min_workspace=winograd.min_workspace_f2),
+    Algorithm("winograd_f4", winograd.applies_f4, winograd.forward_f4, transforms=True,
+              min_workspace=winograd.min_workspace_f4),
 )}
 
 _forced: str | None = None
@@ -66,6 +80,27 @@ def candidates(spec, x_shape, w_shape, direct_only: bool = False) -> list[str]:
     ``direct_only`` leaves out the transforms (for operands holding NaN, inf or extremes)."""
     return [name for name, algorithm in ALGORITHMS.items() if algorithm.applies(spec, x_shape, w_shape)
             and not (direct_only and algorithm.transforms)]
+
+
+def workspace_needed(name, spec, x_shape, w_shape, dtype, weight_grad: bool = False) -> int:
+    """The least scratch bytes algorithm ``name`` runs this convolution (or its weight gradient) in."""
+    algorithm = ALGORITHMS[name]
+    rule = algorithm.weight_grad_min_workspace if weight_grad else algorithm.min_workspace
+    return rule(spec, tuple(x_shape), tuple(w_shape), np.dtype(dtype).itemsize)
+
+
+def _within_cap(choice, spec, x_shape, w_shape, dtype, direct_only=False) -> str:
+    """The choice if it fits under the workspace cap, else the first that fits of: the
+    heuristic's direct choice (no transform), the NumPy depthwise kernel, the GEMM algorithms,
+    any candidate; none fitting: the ValueError naming the smallest cap, before any work."""
+    if workspace_needed(choice, spec, x_shape, w_shape, dtype) <= workspace.limit():
+        return choice
+    needs = {name: workspace_needed(name, spec, x_shape, w_shape, dtype)
+             for name in candidates(spec, x_shape, w_shape, direct_only)}
+    workspace.require(needs)
+    direct = heuristic(spec, x_shape, w_shape, direct_only=True)
+    return next(name for name in (direct, "depthwise_direct", "im2col_gemm", "gemm_col2im", *needs)
+                if needs.get(name, math.inf) <= workspace.limit())
 
 
 def algorithm_for(spec, x, w) -> Algorithm:
@@ -133,15 +168,15 @@ def choose_algorithm(spec, input_shape, weight_shape, dtype=np.float32, threads:
     """
     input_shape, weight_shape = tuple(input_shape), tuple(weight_shape)
     if _forced is not None and _forced in candidates(spec, input_shape, weight_shape, direct_only):
-        return _forced
+        return _within_cap(_forced, spec, input_shape, weight_shape, dtype, direct_only)
     if measure:
         timings = measure_candidates(spec, input_shape, weight_shape, dtype, threads, direct_only=direct_only)
         return min(timings, key=timings.get), timings
-    if direct_only:
-        return heuristic(spec, input_shape, weight_shape, direct_only=True)
-    if _autotune:
-        return _tuned_choice(spec, input_shape, weight_shape, dtype, threads)
-    return heuristic(spec, input_shape, weight_shape)
+    if _autotune and not direct_only:
+        choice = _tuned_choice(spec, input_shape, weight_shape, dtype, threads)
+    else:
+        choice = heuristic(spec, input_shape, weight_shape, direct_only=direct_only)
+    return _within_cap(choice, spec, input_shape, weight_shape, dtype, direct_only)
 
 
 def measure_candidates(spec, input_shape, weight_shape, dtype, threads: int | None = None,
@@ -158,6 +193,8 @@ def _timings(spec, input_shape, weight_shape, dtype, repeats, direct_only=False)
     pads, out_spatial = spec.pads(input_shape[2:]), spec.out_spatial(input_shape[2:])
     timings = {}
     for name in candidates(spec, input_shape, weight_shape, direct_only):
+        if workspace_needed(name, spec, input_shape, weight_shape, dtype) > workspace.limit():
+            continue
         forward = ALGORITHMS[name].forward
         forward(x, w, spec, pads, out_spatial)  # warm-up
         best = float("inf")
@@ -255,4 +292,16 @@ def weight_grad_algorithm(spec, x, gy, weight_shape) -> Algorithm:
         algorithm = ALGORITHMS[choose_algorithm(spec, x.shape, weight_shape, x.dtype, direct_only=True)]
     usable = algorithm.weight_grad is not None and (
         algorithm.weight_grad_applies is None or algorithm.weight_grad_applies(spec, x.shape, weight_shape))
-    return algorithm if usable else ALGORITHMS["im2col_gemm"]
+    return ALGORITHMS[_weight_grad_within_cap(algorithm.name if usable else "im2col_gemm", spec, x, weight_shape)]
+
+
+def _weight_grad_within_cap(choice, spec, x, weight_shape) -> str:
+    """The weight gradient's choice if it fits under the workspace cap, else im2col + GEMM, else
+    any direct one that fits; none fitting: the ValueError naming the smallest cap."""
+    if workspace_needed(choice, spec, x.shape, weight_shape, x.dtype, weight_grad=True) <= workspace.limit():
+        return choice
+    needs = {name: workspace_needed(name, spec, x.shape, weight_shape, x.dtype, weight_grad=True)
+             for name in candidates(spec, x.shape, weight_shape, direct_only=True)
+             if ALGORITHMS[name].weight_grad is not None}
+    workspace.require(needs)
+    return next(name for name in ("im2col_gemm", *needs) if needs.get(name, math.inf) <= workspace.limit())

@@ -118,15 +118,19 @@ def im2col(x: np.ndarray, kernel_size, stride, dilation, pads, out_spatial, mode
     return out
 
 
-def col2im(cols: np.ndarray, image_spatial, stride, dilation, pads, mode="zeros") -> np.ndarray:
+def col2im(cols: np.ndarray, image_spatial, stride, dilation, pads, mode="zeros",
+           out: np.ndarray | None = None) -> np.ndarray:
     """The adjoint of :func:`im2col`: (N, C, *k, *grid) -> (N, C, *image_spatial).
 
     Every block is added back where ``im2col`` read it from: zero padding drops it, reflect /
     circular add it to the mirrored / wrapped positions, replicate sums it into the edge.
+    ``out`` (default: zeros) is added into: a grid chunk at grid offset o0 is added in place
+    by passing pads with lo shifted by ``-o0 * stride``, as for :func:`im2col`.
     """
     n = len(image_spatial)
     kernel_size, grid = cols.shape[2:2 + n], cols.shape[2 + n:]
-    out = np.zeros(cols.shape[:2] + tuple(image_spatial), dtype=cols.dtype)
+    if out is None:
+        out = np.zeros(cols.shape[:2] + tuple(image_spatial), dtype=cols.dtype)
     lead = (slice(None), slice(None))
     for dest, runs in window_blocks(image_spatial, grid, pads, stride, dilation, kernel_size, mode):
         if any(run.start is None for run in runs):
@@ -140,6 +144,15 @@ def col2im(cols: np.ndarray, image_spatial, stride, dilation, pads, mode="zeros"
 
 
 NUMPY_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+
+def padded_block(x: np.ndarray, pads, mode: str, start, shape, out: np.ndarray | None = None) -> np.ndarray:
+    """(N, C, *shape): the block of the padded input from padded position ``start`` per spatial
+    dim, gathered in any mode (windows of one tap), without a padded copy of the whole input."""
+    ones = (1,) * len(shape)
+    shifted = tuple((lo - s, hi) for (lo, hi), s in zip(pads, start))
+    view = None if out is None else out.reshape(out.shape[:2] + ones + tuple(shape))
+    return im2col(x, ones, ones, ones, shifted, shape, mode, view).reshape(x.shape[:2] + tuple(shape))
 
 
 def padded_copy(x: np.ndarray, pads, mode: str) -> np.ndarray:

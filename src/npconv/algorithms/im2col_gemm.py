@@ -8,11 +8,16 @@ padding mode) and the one every other algorithm is checked against after the ref
 - weight gradient: ``grad_output`` (C_out/G, L) times ``cols``^T (L, C_in/G * K), summed
   over images — the convolution of the input with grad_output, computed on the windows.
 
-The window buffer is built for a chunk of images and output rows at a time: chunks aim at
+The window buffer is built for a box of images and output positions at a time (whole images,
+else runs of output rows, else runs of columns of one row, ...): boxes aim at
 ``CHUNK_TARGET_BYTES`` (about the L3 cache, so the GEMM reads the columns while they are still
 cached: 18 ms -> 11 ms on a 3x3 C64 56x56 N=8 float32 layer here) and never exceed
 :func:`npconv.workspace.limit` (default 256 MiB) — C3D's 3x3x3 windows of one clip take
-347 MB unchunked.
+347 MB unchunked.  The GEMM writes straight into the output (a box of whole rows or of part
+of one row is a strided matrix BLAS writes in place), so the windows are the only scratch of
+the forward; the transposed form's only scratch is the box's columns (C_out * K per input
+position), added into the output by ``col2im``; the weight gradient adds the partial sum
+of a box to the gradient through rows of a scratch, few enough to fit beside the windows.
 """
 
 from __future__ import annotations
@@ -28,90 +33,144 @@ from ..windows import col2im, im2col
 CHUNK_TARGET_BYTES = 8 * 2**20
 
 
-def chunks(n_images: int, out_spatial, bytes_per_row: int, target: int | None = None):
-    """(images, rows) slices covering (N, out rows) with windows of at most the target size
-    (default: CHUNK_TARGET_BYTES, never above the workspace cap).
+def chunks(n_images: int, out_spatial, cell_bytes: int, target: int | None = None, fixed: int = 0):
+    """Boxes (images, *out positions) whose buffers, ``cell_bytes`` per image and output
+    position, stay under the cap less the ``fixed`` scratch the caller holds besides, and
+    under the target (default CHUNK_TARGET_BYTES) down to one output row of one image: only
+    the cap splits a row (see :func:`npconv.workspace.boxes`)."""
+    target = CHUNK_TARGET_BYTES if target is None else target
+    budget = workspace.limit() - fixed
 
-    ``bytes_per_row`` is the window buffer of one image and one output row (first spatial dim).
-    """
-    rows = out_spatial[0]
-    target = min(CHUNK_TARGET_BYTES if target is None else target, workspace.limit())
-    per_image = bytes_per_row * rows
-    if per_image <= target:
-        step = max(1, min(n_images, target // max(per_image, 1)))
-        return [(slice(i, min(i + step, n_images)), slice(0, rows)) for i in range(0, n_images, step)]
-    row_step = max(1, target // max(bytes_per_row, 1))
-    return [(slice(i, i + 1), slice(r, min(r + row_step, rows)))
-            for i in range(n_images) for r in range(0, rows, row_step)]
+    def fits(extents):
+        size = math.prod(extents) * cell_bytes
+        return size <= budget and (size <= target or extents[:2] == (1, 1))
+    return workspace.boxes((n_images,) + tuple(out_spatial), fits)
 
 
-def _windows(x, spec, pads, out_spatial, rows: slice, out=None):
-    """im2col of the output rows ``rows`` only: shift the first dim's low pad by the rows skipped."""
-    (lo, hi), rest = pads[0], tuple(pads[1:])
-    shifted = ((lo - rows.start * spec.stride[0], hi),) + rest
-    chunk_out = (rows.stop - rows.start,) + tuple(out_spatial[1:])
-    return im2col(x, spec.kernel_size, spec.stride, spec.dilation, shifted, chunk_out, spec.padding_mode, out)
+def matrix(view: np.ndarray, rows: int) -> np.ndarray:
+    """(rows, L) view of a box of an NC(spatial) array: single indices, a run, whole dims
+    merge into one axis without a copy (a copy would be written to and lost)."""
+    flat = view.reshape(rows, -1)
+    if flat.size and not np.may_share_memory(flat, view):
+        raise AssertionError(f"a box of shape {view.shape} is not a strided matrix")
+    return flat
+
+
+def _windows(x, spec, pads, box, out=None):
+    """im2col of the output positions of ``box`` (images, *out runs) only: each dim's low pad
+    shifted by the positions skipped."""
+    shifted = tuple((lo - run.start * s, hi) for (lo, hi), run, s in zip(pads, box[1:], spec.stride))
+    return im2col(x[box[0]], spec.kernel_size, spec.stride, spec.dilation, shifted,
+                  workspace.extents(box[1:]), spec.padding_mode, out)
+
+
+def _window_bytes(spec, x_shape, itemsize) -> int:
+    """The window buffer of one image and output position: C_in * K values."""
+    return x_shape[1] * spec.kernel_volume * itemsize
+
+
+def min_workspace(spec, x_shape, w_shape, itemsize) -> int:
+    """Forward: the windows of one output position."""
+    return _window_bytes(spec, x_shape, itemsize)
 
 
 def forward(x, w, spec, pads, out_spatial) -> np.ndarray:
     """x (N, C_in, *in), w (C_out, C_in/G, *k) -> (N, C_out, *out), no bias."""
+    workspace.require({"im2col_gemm": min_workspace(spec, x.shape, w.shape, x.itemsize)})
     n, c_in, g = x.shape[0], x.shape[1], spec.groups
     c_out, k = w.shape[0], spec.kernel_volume
-    rest = math.prod(out_spatial[1:])
     w_grouped = np.ascontiguousarray(w.reshape(g, c_out // g, (c_in // g) * k))
     out = np.empty((n, c_out) + tuple(out_spatial), dtype=x.dtype)
-    for images, rows in chunks(n, out_spatial, c_in * k * rest * x.itemsize):
-        count, chunk_out = images.stop - images.start, (rows.stop - rows.start,) + tuple(out_spatial[1:])
-        length = math.prod(chunk_out)
+    for box in chunks(n, out_spatial, _window_bytes(spec, x.shape, x.itemsize)):
+        count, chunk_out = box[0].stop - box[0].start, workspace.extents(box[1:])
         buffer = workspace.scratch("im2col windows", (count, c_in) + spec.kernel_size + chunk_out, x.dtype)
-        cols = _windows(x[images], spec, pads, out_spatial, rows, buffer).reshape(count, g, (c_in // g) * k, length)
-        whole_rows = rows.stop - rows.start == out_spatial[0]
-        target = workspace.scratch("im2col rows", (count, g, c_out // g, length), x.dtype) if not whole_rows else \
-            out[images].reshape(count, g, c_out // g, length)
+        cols = _windows(x, spec, pads, box, buffer).reshape(count, g, (c_in // g) * k, math.prod(chunk_out))
+        target = out[(box[0], slice(None)) + box[1:]]  # (count, C_out, *chunk_out), strided unless whole images
         for i in range(count):
             for j in range(g):
-                gemm(w_grouped[j], cols[i, j], target[i, j])
-        if not whole_rows:
-            out[images, :, rows] = target.reshape((count, c_out, rows.stop - rows.start) + tuple(out_spatial[1:]))
+                gemm(w_grouped[j], cols[i, j], matrix(target[i, j * (c_out // g):(j + 1) * (c_out // g)], c_out // g))
     return out
+
+
+# ---- transposed ------------------------------------------------------------------------
+
+def transposed_min_workspace(spec, x_shape, w_shape, itemsize) -> int:
+    """Transposed: the columns of one input position, C_out * K values."""
+    return w_shape[1] * spec.groups * spec.kernel_volume * itemsize
 
 
 def forward_transposed(x, w, spec, pads, out_spatial) -> np.ndarray:
-    """x (N, C_in, *in), w (C_in, C_out/G, *k) -> (N, C_out, *out): transposed, no bias."""
+    """x (N, C_in, *in), w (C_in, C_out/G, *k) -> (N, C_out, *out): transposed, no bias.
+
+    Boxes of input positions: their columns (C_out/G * K, L) = w^T x per group, added into
+    the output by col2im with the pads shifted as the forward's windows are."""
+    cell = transposed_min_workspace(spec, x.shape, w.shape, x.itemsize)
+    workspace.require({"gemm_col2im": cell})
     n, c_in, g = x.shape[0], x.shape[1], spec.groups
-    c_out_g, in_spatial = w.shape[1], x.shape[2:]
-    k, length = spec.kernel_volume, math.prod(in_spatial)
-    w_t = np.ascontiguousarray(w.reshape(g, c_in // g, c_out_g * k).transpose(0, 2, 1))  # (G, C_out/G*K, C_in/G)
-    out = np.empty((n, c_out_g * g) + tuple(out_spatial), dtype=x.dtype)
-    per_image = c_out_g * g * k * length * x.itemsize
-    step = max(1, min(n, min(CHUNK_TARGET_BYTES, workspace.limit()) // per_image))
-    for start in range(0, n, step):
-        stop = min(start + step, n)
-        x_g = np.ascontiguousarray(x[start:stop]).reshape(stop - start, g, c_in // g, length)
-        cols = np.empty((stop - start, g, c_out_g * k, length), x.dtype)
-        for i in range(stop - start):
+    c_out_g, k = w.shape[1], spec.kernel_volume
+    x = np.ascontiguousarray(x)  # boxes of it are matrices (a copy only of a non-contiguous input)
+    w_t = w.reshape(g, c_in // g, c_out_g * k).transpose(0, 2, 1)  # (G, C_out/G*K, C_in/G): BLAS reads it transposed
+    out = np.zeros((n, c_out_g * g) + tuple(out_spatial), dtype=x.dtype)
+    for box in chunks(n, x.shape[2:], cell):
+        count, grid = box[0].stop - box[0].start, workspace.extents(box[1:])
+        cols = workspace.scratch("col2im columns", (count, g, c_out_g * k, math.prod(grid)), x.dtype)
+        source = x[(box[0], slice(None)) + box[1:]]
+        for i in range(count):
             for j in range(g):
-                gemm(w_t[j], x_g[i, j], cols[i, j])
-        cols = cols.reshape((stop - start, c_out_g * g) + spec.kernel_size + tuple(in_spatial))
-        out[start:stop] = col2im(cols, out_spatial, spec.stride, spec.dilation, pads, spec.padding_mode)
+                np.matmul(w_t[j], matrix(source[i, j * (c_in // g):(j + 1) * (c_in // g)], c_in // g), out=cols[i, j])
+        shifted = tuple((lo - run.start * s, hi) for (lo, hi), run, s in zip(pads, box[1:], spec.stride))
+        col2im(cols.reshape((count, c_out_g * g) + spec.kernel_size + grid), out_spatial, spec.stride,
+               spec.dilation, shifted, spec.padding_mode, out=out[box[0]])
     return out
+
+
+# ---- weight gradient -------------------------------------------------------------------
+
+def part_rows(rows: int, row_bytes: int, spare: int) -> int:
+    """Rows of a gradient's partial-sum scratch: all of them if they fit in ``spare`` bytes,
+    else as many as do (at least one)."""
+    return max(1, min(rows, spare // max(row_bytes, 1)))
+
+
+def add_product(total, a, b, first: bool, rows: int) -> None:
+    """total (M, K) = a (M, L) @ b (L, K) when ``first``, else total += it through a scratch of
+    ``rows`` rows of total at a time (the product is never formed whole beside the total)."""
+    if first:
+        np.matmul(a, b, out=total)
+        return
+    part = workspace.scratch("gradient part", (rows, total.shape[1]), total.dtype)
+    for start in range(0, total.shape[0], rows):
+        block = part[:min(rows, total.shape[0] - start)]
+        np.matmul(a[start:start + rows], b, out=block)
+        total[start:start + rows] += block
+
+
+def weight_grad_min_workspace(spec, x_shape, w_shape, itemsize) -> int:
+    """Weight gradient: the windows of one output position and one row of the partial sum."""
+    return _window_bytes(spec, x_shape, itemsize) + w_shape[1] * spec.kernel_volume * itemsize
 
 
 def weight_grad(x, gy, spec, pads) -> np.ndarray:
     """d loss / d w of a conv: (C_out, C_in/G, *k) = sum over images of gy (C_out/G, L) cols^T."""
     n, c_in, g = x.shape[0], x.shape[1], spec.groups
     c_out, out_spatial, k = gy.shape[1], gy.shape[2:], spec.kernel_volume
-    rest = math.prod(out_spatial[1:])
-    gw = np.zeros((g, c_out // g, (c_in // g) * k), dtype=x.dtype)
-    part = np.empty_like(gw[0])
-    for images, rows in chunks(n, out_spatial, c_in * k * rest * x.itemsize):
-        count, length = images.stop - images.start, (rows.stop - rows.start) * rest
-        buffer = workspace.scratch("im2col windows", (count, c_in) + spec.kernel_size +
-                                   ((rows.stop - rows.start),) + tuple(out_spatial[1:]), x.dtype)
-        cols = _windows(x[images], spec, pads, out_spatial, rows, buffer).reshape(count, g, (c_in // g) * k, length)
-        grads = np.ascontiguousarray(gy[images, :, rows]).reshape(count, g, c_out // g, length)
+    w_shape = (c_out, c_in // g) + spec.kernel_size
+    workspace.require({"im2col_gemm": weight_grad_min_workspace(spec, x.shape, w_shape, x.itemsize)})
+    gy = np.ascontiguousarray(gy)  # boxes of it are matrices (a copy only of a non-contiguous input)
+    cell, row = _window_bytes(spec, x.shape, x.itemsize), (c_in // g) * k * x.itemsize
+    boxes = chunks(n, out_spatial, cell)
+    rows = c_out // g
+    if len(boxes) > 1:  # partial sums after the first box: their scratch shares the cap with the windows
+        rows = part_rows(c_out // g, row, (workspace.limit() - cell) // 2)
+        boxes = chunks(n, out_spatial, cell, fixed=rows * row)
+    gw = (np.empty if boxes else np.zeros)((g, c_out // g, (c_in // g) * k), dtype=x.dtype)  # no images: zero
+    for number, box in enumerate(boxes):
+        count, chunk_out = box[0].stop - box[0].start, workspace.extents(box[1:])
+        buffer = workspace.scratch("im2col windows", (count, c_in) + spec.kernel_size + chunk_out, x.dtype)
+        cols = _windows(x, spec, pads, box, buffer).reshape(count, g, (c_in // g) * k, math.prod(chunk_out))
+        grads = gy[(box[0], slice(None)) + box[1:]]
         for i in range(count):
             for j in range(g):
-                np.matmul(grads[i, j], cols[i, j].T, out=part)
-                gw[j] += part
+                a = matrix(grads[i, j * (c_out // g):(j + 1) * (c_out // g)], c_out // g)
+                add_product(gw[j], a, cols[i, j].T, number == 0 and i == 0, rows)
     return gw.reshape((c_out, c_in // g) + spec.kernel_size)
