@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean chromium
+.PHONY: demo test fuzz bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ chromium:
 
 test: $(VENV)/.installed-test chromium
 	$(BIN)/python -m pytest
+
+# The differential fuzz suite with the 'long' hypothesis profile (150000 examples, about 20
+# minutes on two quiet cores): fresh random cases each run, failures kept in .hypothesis/.
+fuzz: $(VENV)/.installed-test
+	NPCONV_FUZZ=long $(BIN)/python -m pytest -p no:cacheprovider --hypothesis-show-statistics \
+	  tests/test_fuzz.py tests/test_fuzz_regressions.py
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/layers.py

@@ -28,3 +28,23 @@ def assert_matches(got, want, dtype):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+# ---- hypothesis profiles for the differential fuzz suite (tests/test_fuzz.py) ------------
+import os  # noqa: E402
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+_FUZZ_HEALTH = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
+# 'ci' (the default, `make test`): derandomized, so every run draws the same examples and a
+# red CI run reproduces anywhere; 9000 examples take about 80 s on two quiet cores.
+settings.register_profile("ci", max_examples=9000, derandomize=True, deadline=None,
+                          suppress_health_check=_FUZZ_HEALTH, print_blob=True)
+# 'long' (`make fuzz`, NPCONV_FUZZ=long): fresh random examples each run, failures kept in
+# .hypothesis/ and replayed first next time.
+settings.register_profile("long", max_examples=150000, deadline=None,
+                          suppress_health_check=_FUZZ_HEALTH, print_blob=True)
+settings.load_profile(os.environ.get("NPCONV_FUZZ", "ci"))
+if os.environ.get("NPCONV_FUZZ_EXAMPLES"):  # a one-off budget, e.g. a shorter long run
+    settings.register_profile("custom", settings(), max_examples=int(os.environ["NPCONV_FUZZ_EXAMPLES"]))
+    settings.load_profile("custom")
