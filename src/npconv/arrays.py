@@ -36,3 +36,18 @@ def compute_dtypes(*arrays: np.ndarray | None) -> tuple[np.dtype, np.dtype]:
     result = np.result_type(*[a.dtype for a in arrays if a is not None])
     compute = np.dtype(np.float32) if result == np.float16 else result
     return compute, result
+
+
+def is_channels_last(array: np.ndarray) -> bool:
+    """Whether an (N, C, *spatial) array is channels-last in memory (PyTorch's channels_last and
+    channels_last_3d): an (N, C, *spatial) view of C-contiguous (N, *spatial, C) data.  An array
+    that is also C-contiguous (one channel, or one position) counts as channels-first."""
+    return (array.ndim >= 3 and not array.flags.c_contiguous
+            and np.moveaxis(array, 1, -1).flags.c_contiguous)
+
+
+def as_channels_last(array: np.ndarray) -> np.ndarray:
+    """The same values, (N, C, *spatial)-shaped, channels-last in memory (one copy, none if already)."""
+    if is_channels_last(array):
+        return array
+    return np.moveaxis(np.ascontiguousarray(np.moveaxis(array, 1, -1)), -1, 1)

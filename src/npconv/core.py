@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 
 from . import numerics, select, threads
-from .arrays import as_real_array, compute_dtypes
+from .arrays import as_channels_last, as_real_array, compute_dtypes, is_channels_last
 from .memory import check_allocation
 from .spec import ConvSpec, check_input_rank, check_operands
 
@@ -66,7 +66,14 @@ def compute_batched(spec: ConvSpec, x, w) -> np.ndarray:
 
 
 def forward(spec: ConvSpec, x, w, pads, out_spatial) -> np.ndarray:
-    """Run the algorithm the planner chooses (npconv.select)."""
+    """Run the algorithm the planner chooses (npconv.select).  A channels-last input (an
+    (N, C, *s) view of (N, *s, C) memory, as PyTorch's channels_last) gives a channels-last
+    output, as in PyTorch; algorithms that read that layout natively do so without a copy."""
+    y = _forward(spec, x, w, pads, out_spatial)
+    return as_channels_last(y) if is_channels_last(x) else y
+
+
+def _forward(spec: ConvSpec, x, w, pads, out_spatial) -> np.ndarray:
     if x.size == 0 or w.size == 0:  # an empty batch, or no channels to sum over
         c_out = w.shape[1] * spec.groups if spec.transposed else w.shape[0]
         return np.zeros((x.shape[0], c_out) + tuple(out_spatial), x.dtype)

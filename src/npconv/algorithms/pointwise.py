@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import workspace
+from ..arrays import is_channels_last
 from ..blas import gemm
 from .im2col_gemm import add_product, matrix, part_rows
 
@@ -51,6 +52,8 @@ def _sample(x, spec, box) -> np.ndarray:
 
 def forward(x, w, spec, pads, out_spatial) -> np.ndarray:
     workspace.require({"pointwise": min_workspace(spec, x.shape, w.shape, x.itemsize)})
+    if is_channels_last(x) and spec.groups == 1 and max(spec.stride) == 1:
+        return _channels_last_forward(x, w)
     n, c_in, g = x.shape[0], x.shape[1], spec.groups
     c_out = w.shape[0]
     x = np.ascontiguousarray(x)  # boxes of it are matrices (a copy only of a non-contiguous input)
@@ -63,6 +66,15 @@ def forward(x, w, spec, pads, out_spatial) -> np.ndarray:
                 gemm(w_grouped[j], matrix(sampled[i, j * (c_in // g):(j + 1) * (c_in // g)], c_in // g),
                      matrix(target[i, j * (c_out // g):(j + 1) * (c_out // g)], c_out // g))
     return out
+
+
+def _channels_last_forward(x, w) -> np.ndarray:
+    """Channels-last memory is one (N * positions, C_in) matrix: a single GEMM with the weight
+    gives the (N * positions, C_out) output, channels-last too; nothing is copied."""
+    rows = np.moveaxis(x, 1, -1).reshape(-1, x.shape[1])
+    out = np.empty((rows.shape[0], w.shape[0]), x.dtype)
+    gemm(rows, w.reshape(w.shape[0], -1).T, out)
+    return np.moveaxis(out.reshape((x.shape[0],) + x.shape[2:] + (w.shape[0],)), -1, 1)
 
 
 def weight_grad(x, gy, spec, pads) -> np.ndarray:

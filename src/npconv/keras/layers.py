@@ -247,10 +247,12 @@ class KerasConv(Module):
 
     # ---- forward and backward -------------------------------------------------------------
     def _to_engine(self, x) -> np.ndarray:
-        """(N, *s, C) -> (N, C, *s) for channels_last; channels_first passes through."""
-        return np.ascontiguousarray(np.moveaxis(x, -1, 1)) if self.data_format == "channels_last" else x
+        """(N, *s, C) -> (N, C, *s) for channels_last, as a view: the engine reads channels-last
+        memory as it is and answers in it (npconv.core.forward); channels_first passes through."""
+        return np.moveaxis(x, -1, 1) if self.data_format == "channels_last" else x
 
     def _from_engine(self, y) -> np.ndarray:
+        """(N, C, *s) -> (N, *s, C): no copy where the engine answered channels-last."""
         return np.ascontiguousarray(np.moveaxis(y, 1, -1)) if self.data_format == "channels_last" else y
 
     def _prepare_input(self, inputs) -> np.ndarray:

@@ -11,6 +11,8 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
+from ..arrays import as_channels_last
+
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
@@ -171,14 +173,29 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def forward(self, input):
+        x, convert = self._to_engine_layout(input)
         for module in self._modules.values():
-            input = module(input)
-        return input
+            x = module(x)
+        self._converted = convert
+        return np.ascontiguousarray(x) if convert else x
 
     def backward(self, grad_output):
+        grad = as_channels_last(np.asarray(grad_output)) if getattr(self, "_converted", False) else grad_output
         for module in reversed(self._modules.values()):
-            grad_output = module.backward(grad_output)
-        return grad_output
+            grad = module.backward(grad)
+        return np.ascontiguousarray(grad) if getattr(self, "_converted", False) else grad
+
+    def _to_engine_layout(self, input):
+        """The engine's layout between layers: a batched channels-first input to a network that
+        starts with a convolution becomes channels-last once here (each convolution then reads
+        and answers channels-last memory, npconv.core.forward) and channels-first again only
+        at the output.  Returns (input to run, whether it was converted)."""
+        first = next(iter(self._modules.values()), None)
+        n = getattr(first, "_n", None)
+        x = np.asarray(input) if n is not None else input
+        if n is None or x.ndim != n + 2 or n == 1 or not x.flags.c_contiguous or x.dtype.kind != "f":
+            return x, False
+        return as_channels_last(x), True
 
 
 def accumulate_grad(param: Parameter | None, grad: np.ndarray) -> None:

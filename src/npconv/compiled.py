@@ -1,0 +1,46 @@
+"""Numba's compiled kernels: where npconv calls them, and the notice of a first compile.
+
+Each kernel module (``algorithms/*_kernels.py``) is imported on first use, so ``import npconv``
+compiles nothing.  Numba compiles a kernel on its first call for each argument type and keeps
+the machine code on disk (``cache=True``), so only the first process pays: a few seconds per
+kernel and dtype.  A call that compiled for more than :data:`NOTICE_SECONDS` says so once with
+a :class:`CompileNotice`, which a user silences as any warning::
+
+    warnings.filterwarnings("ignore", category=npconv.compiled.CompileNotice)
+
+Without Numba (it is a dependency, but an environment may lack it) :func:`available` is
+False and the planner keeps to the NumPy algorithms.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+try:
+    import numba
+except ImportError:  # pragma: no cover - Numba is a dependency; the NumPy algorithms remain
+    numba = None
+
+NOTICE_SECONDS = 1.0
+
+
+class CompileNotice(UserWarning):
+    """A compiled kernel was built for this machine (once: later processes load it from disk)."""
+
+
+def available() -> bool:
+    return numba is not None
+
+
+def run(kernel, *args):
+    """``kernel(*args)``, with a :class:`CompileNotice` where that call compiled it for over a second."""
+    known = len(kernel.signatures)
+    start = time.perf_counter()
+    result = kernel(*args)
+    elapsed = time.perf_counter() - start
+    if len(kernel.signatures) > known and elapsed > NOTICE_SECONDS:
+        types = ", ".join(sorted({str(getattr(a, "dtype", type(a).__name__)) for a in args if hasattr(a, "dtype")}))
+        warnings.warn(f"npconv compiled its {kernel.__name__} kernel for {types} in {elapsed:.1f} s; "
+                      f"Numba keeps it on disk, so later processes load it at once", CompileNotice, stacklevel=3)
+    return result
