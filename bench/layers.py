@@ -1,18 +1,31 @@
-"""Layer benchmark: npconv beside PyTorch's CPU path, in one process, forward and
-forward + backward (grad input, weight and bias; torch's autograd on the same graph).
+"""Layer benchmark: what a user of npconv gets, beside PyTorch's CPU path and ONNX Runtime's,
+in one process, on the same data, with the same thread count (the machine's cores).
 
-Both run on the same data with the same thread count, alternating A B A B.  Each turn is a
-short block of calls of which only the last is timed: the first call after a switch pays for
-the other library's worker threads still spinning (OpenBLAS and OpenMP both spin after a
-call), which measured 2-4x on this VM and would make either side look slow.  Reported:
-medians and the median of the per-turn ratios torch/npconv (> 1 means npconv is faster).
+- torch: forward, and forward + backward (grad input, weight and bias; torch's autograd on the
+  same graph), against npconv's forward and its three gradients.
+- ONNX Runtime (bench/peers.py): forward only, one Conv/ConvTranspose node per row (weights as
+  initializers, default graph optimisations; reflect rows as Pad(reflect) + Conv; the Gaussian
+  rows as the full-kernel Conv); no figure for the float64 row (no float64 Conv on its CPU).
+  Its output must match torch's within 1e-4 of the largest value, or the run stops.
+- The roofline floor (bench/roofline.py): max(direct FLOPs / GEMM rate, bytes in + out / copy
+  bandwidth), both measured at the start of the run; reported as time / floor per row.
 
-    python bench/layers.py [--repeats 9] [--rows 3,26] [--json bench/results/layers.json]
+The libraries alternate, turn by turn (npconv, torch, ONNX Runtime, npconv, ...).  Each turn is
+a short block of calls of which only the last is timed: the first call after a switch pays for
+the other library's worker threads still spinning (OpenBLAS, OpenMP and ONNX Runtime's pool all
+spin after a call), which measured 2-4x on this VM and would make either side look slow; every
+row's very first npconv call (where Numba compiles or loads its kernels) is never timed either.
+Reported: medians of the turns, the medians of the per-turn ratios peer/npconv (> 1 means
+npconv is faster), and geometric means with min and max of each ratio over the rows.  Output: two
+tables, a JSON file (every row, the machine's figures, the geometric means) and a PNG beside it.
+
+    python bench/layers.py [--repeats 9 | --quick] [--rows 3,26] [--json bench/results/layers.json]
 
 Rows 28-29 blur 8 channels with a 31x31 Gaussian (sigma 5, built in 2-D): npconv's separable
 path (``npconv.separable.conv2d``: two 1-D passes) and plain ``npconv.conv`` on the full kernel,
-each beside torch's conv2d on the full kernel.  Their GFLOP/s count the full kernel's work, and
-their backward is npconv's full-kernel gradients in both rows.
+each beside torch's conv2d and ONNX Runtime's Conv on the full kernel.  Their GFLOP/s and floor
+count the full kernel's work (so the separable row can go under its floor), and their backward
+is npconv's full-kernel gradients in both rows.
 """
 
 from __future__ import annotations
@@ -21,10 +34,12 @@ import argparse
 import json
 import math
 import os
+import platform
 import statistics
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -34,6 +49,16 @@ from tqdm import tqdm
 import npconv
 import npconv.grad
 import npconv.separable
+import onnxruntime as ort
+from peers import onnx_runtime_conv
+from roofline import measure_machine, roofline_floor
+
+try:
+    import numba
+except ImportError:
+    numba = None
+
+PEER_TOLERANCE = 1e-4  # ONNX Runtime vs torch, relative to the largest output
 
 # (row, name, N, C_in, spatial, C_out, k, stride, pad, dilation, groups, extra) from BENCHMARK.md
 ROWS = [
@@ -78,8 +103,23 @@ def gaussian_weight(w_shape, sigma: float, dtype) -> np.ndarray:
     return np.broadcast_to(g / g.sum(), w_shape).astype(dtype)
 
 
-def make_case(row):
-    """(npconv forward, torch forward, npconv fwd+bwd, torch fwd+bwd, flops) for one row."""
+class Case(NamedTuple):
+    """One row ready to run: the four timed callables, its direct FLOPs and the data itself."""
+    forward: Callable
+    torch_forward: Callable
+    forward_backward: Callable
+    torch_forward_backward: Callable
+    flops: int
+    x: np.ndarray
+    w: np.ndarray
+    b: np.ndarray
+    params: dict
+    bytes_moved: int        # input + weights + output, for the roofline floor
+    first_call_ms: float    # npconv's first forward call (Numba compiles or loads its kernels here)
+
+
+def make_case(row) -> Case:
+    """The row's data and calls: npconv and torch, forward and forward + backward."""
     _, _, n, c_in, spatial, c_out, k, stride, pad, dilation, groups, extra = row
     dtype = extra.get("dtype", np.float32)
     transposed = extra.get("transposed", False)
@@ -97,7 +137,9 @@ def make_case(row):
     if extra.get("separable"):
         forward = lambda: npconv.separable.conv2d(x, w, b, stride, pad, dilation, groups,  # noqa: E731
                                                   padding_mode=params["padding_mode"])
+    start = time.perf_counter()
     gy = rng.standard_normal(forward().shape).astype(dtype)
+    first_call_ms = (time.perf_counter() - start) * 1e3
 
     def forward_backward():
         forward()
@@ -114,7 +156,8 @@ def make_case(row):
     flops = 2 * math.prod(gy.shape) * (c_in // groups) * math.prod(kernel)
     if transposed:
         flops = 2 * x.size * (c_out // groups) * math.prod(kernel)
-    return forward, torch_forward, forward_backward, torch_forward_backward, flops
+    return Case(forward, torch_forward, forward_backward, torch_forward_backward, flops, x, w, b, params,
+                x.nbytes + w.nbytes + gy.nbytes, first_call_ms)
 
 
 def _torch_call(tx, tw, tb, params, n):
@@ -129,17 +172,24 @@ def _torch_call(tx, tw, tb, params, n):
     return lambda: fn(TF.pad(tx, pads, mode=params["padding_mode"]), tw, tb, stride, 0, dilation, groups)
 
 
-def time_pair(npconv_call, torch_call, repeats: int, block: int):
-    ours, theirs = [], []
+def time_turns(calls: dict, repeats: int, block: int):
+    """Medians of each library's time, and of the per-turn ratios library / npconv (the first).
+
+    Every turn runs each library in turn for ``block`` calls and times only the last, so
+    neither the first call after a switch (the other library's threads still spinning) nor a
+    compile is ever timed."""
+    times = {name: [] for name in calls}
     for _ in range(repeats):
-        for call, times in ((npconv_call, ours), (torch_call, theirs)):
+        for name, call in calls.items():
             for _ in range(block):  # the last call of the block is the timed one
                 start = time.perf_counter()
                 call()
                 elapsed = time.perf_counter() - start
-            times.append(elapsed)
-    ratios = [t / o for o, t in zip(ours, theirs)]
-    return statistics.median(ours), statistics.median(theirs), statistics.median(ratios)
+            times[name].append(elapsed)
+    ours = times["npconv"]
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    ratios = {name: statistics.median(p / o for o, p in zip(ours, t)) for name, t in times.items()}
+    return medians, ratios
 
 
 def chosen_algorithm(row) -> str:
@@ -175,74 +225,202 @@ def max_error(npconv_call, torch_call) -> float:
     return float(np.abs(got - want).max() / np.abs(want).max())
 
 
+def check_peer(peer_call, torch_call, row) -> float:
+    """ONNX Runtime's relative error against torch; a wrong peer is worse than none."""
+    error = max_error(peer_call, torch_call)
+    if not error <= PEER_TOLERANCE:
+        raise AssertionError(f"row {row[0]} ({row[1]}): ONNX Runtime differs from torch by {error:.1e} "
+                             f"of the largest output (> {PEER_TOLERANCE:.0e}): the peer's model is wrong")
+    return error
+
+
+def measure_row(row, threads: int, rates: dict, repeats: int, block: int) -> dict:
+    """Every figure of one row: errors, algorithm, workspace, the three-way forward timings,
+    the two-way forward + backward timings, and the roofline floor."""
+    case = make_case(row)
+    peer = onnx_runtime_conv(case.x, case.w, case.b, **case.params, threads=threads)
+    peer_error = check_peer(peer, case.torch_forward, row) if peer else None
+    result = dict(row=row[0], name=row[1], dtype=case.x.dtype.name,
+                  max_rel_error=max_error(case.forward, case.torch_forward),
+                  onnxruntime_max_rel_error=peer_error, algorithm=chosen_algorithm(row),
+                  workspace_mib=peak_workspace_mib(case.forward), first_call_ms=case.first_call_ms)
+    forward_calls = dict(npconv=case.forward, torch=case.torch_forward)
+    if peer:
+        forward_calls["onnxruntime"] = peer
+    with torch.no_grad():
+        result["forward"] = timing_figures(*time_turns(forward_calls, repeats, block), case.flops)
+    backward_calls = dict(npconv=case.forward_backward, torch=case.torch_forward_backward)
+    result["forward_backward"] = timing_figures(*time_turns(backward_calls, repeats, block), 3 * case.flops)
+    floor = roofline_floor(case.flops, case.bytes_moved, rates, case.x.dtype)
+    forward = result["forward"]
+    forward.update(floor_ms=floor * 1e3, npconv_floor=forward["npconv_ms"] / 1e3 / floor,
+                   onnxruntime_floor=forward["onnxruntime_ms"] / 1e3 / floor if peer else None)
+    return result
+
+
+def timing_figures(medians: dict, ratios: dict, flops: int) -> dict:
+    """ms per library, peer/npconv ratios (> 1: npconv faster), npconv's GFLOP/s."""
+    figures = dict(npconv_ms=medians["npconv"] * 1e3, torch_ms=medians["torch"] * 1e3, speedup=ratios["torch"],
+                   onnxruntime_ms=None, onnxruntime_speedup=None, npconv_gflops=flops / medians["npconv"] / 1e9)
+    if "onnxruntime" in medians:
+        figures.update(onnxruntime_ms=medians["onnxruntime"] * 1e3, onnxruntime_speedup=ratios["onnxruntime"])
+    return figures
+
+
+# (label, section, key): the columns summarised by geometric mean, min and max
+SUMMARY = [("torch/npconv forward", "forward", "speedup"),
+           ("torch/npconv fwd+bwd", "forward_backward", "speedup"),
+           ("ORT/npconv forward", "forward", "onnxruntime_speedup"),
+           ("npconv/floor forward", "forward", "npconv_floor"),
+           ("ORT/floor forward", "forward", "onnxruntime_floor")]
+
+
+def summarise(results) -> dict:
+    """Geometric mean, min and max of each SUMMARY column over the rows that have it."""
+    summary = {}
+    for label, section, key in SUMMARY:
+        values = [r[section][key] for r in results if r[section][key] is not None]
+        if values:
+            summary[label] = dict(geomean=math.exp(statistics.mean(map(math.log, values))),
+                                  min=min(values), max=max(values), rows=len(values))
+    return summary
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--repeats", type=int, default=9, help="turns per row (medians)")
+    parser.add_argument("--quick", action="store_true", help="3 turns per row")
     parser.add_argument("--block", type=int, default=3, help="calls per turn; the last is timed")
     parser.add_argument("--rows", help="comma-separated row numbers (default: all)")
     parser.add_argument("--json", default="bench/results/layers.json")
     args = parser.parse_args(argv)
+    repeats = 3 if args.quick else args.repeats
     threads = os.cpu_count()
     torch.set_num_threads(threads)
     wanted = {int(r) for r in args.rows.split(",")} if args.rows else None
     rows = [r for r in ROWS if wanted is None or r[0] in wanted]
-    results = []
-    for row in tqdm(rows, desc="layers", unit="layer"):
-        forward, torch_forward, forward_backward, torch_forward_backward, flops = make_case(row)
-        result = dict(row=row[0], name=row[1], max_rel_error=max_error(forward, torch_forward),
-                      algorithm=chosen_algorithm(row), workspace_mib=peak_workspace_mib(forward))
-        for label, ours, theirs, work in (("forward", forward, torch_forward, flops),
-                                          ("forward_backward", forward_backward, torch_forward_backward, 3 * flops)):
-            with torch.set_grad_enabled(label != "forward"):
-                mine, torchs, ratio = time_pair(ours, theirs, args.repeats, args.block)
-            result[label] = dict(npconv_ms=mine * 1e3, torch_ms=torchs * 1e3, speedup=ratio,
-                                 npconv_gflops=work / mine / 1e9)
-        results.append(result)
+    machine = dict(threads=threads, cpu=cpu_model(), **measure_machine())
+    print_machine(machine)
+    results = [measure_row(row, threads, machine, repeats, args.block)
+               for row in tqdm(rows, desc="layers", unit="layer")]
+    summary = summarise(results)
     for label in ("forward", "forward_backward"):
         print_table(results, threads, label)
+    print_summary(summary)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(dict(threads=threads, torch=torch.__version__,
-                                               numpy=np.__version__, rows=results), indent=2))
-    print(f"\nwrote {args.json} and {draw_chart(results, Path(args.json).with_suffix('.png'))}")
+    Path(args.json).write_text(json.dumps(dict(machine=machine, versions=versions(), repeats=repeats,
+                                               block=args.block, rows=results, summary=summary), indent=2))
+    print(f"\nwrote {args.json} and {draw_chart(results, summary, Path(args.json).with_suffix('.png'))}")
+
+
+def cpu_model() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.processor()
+
+
+def versions() -> dict:
+    return dict(npconv=getattr(npconv, "__version__", None), numpy=np.__version__, torch=torch.__version__,
+                onnxruntime=ort.__version__, numba=numba.__version__ if numba else None,
+                python=platform.python_version())
+
+
+def print_machine(machine: dict) -> None:
+    print(f"{machine['cpu']}, {machine['threads']} threads; OPENBLAS_CORETYPE={machine['openblas_coretype']}")
+    print(f"sgemm (np.matmul 2048^3 float32, best of 5) {machine['sgemm_gflops']:.1f} GFLOP/s, "
+          f"dgemm {machine['dgemm_gflops']:.1f} GFLOP/s; "
+          f"copy bandwidth (np.copyto 256 MiB, read + write, best of 5) {machine['copy_gbps']:.1f} GB/s")
+    print(f"Numba {'%s: compiled kernels on' % numba.__version__ if numba else 'absent: no compiled kernels'}; "
+          f"each row's first calls (compiles included) are not timed")
 
 
 def print_table(results, threads, label) -> None:
-    print(f"\n{label.replace('_', ' + ')}, float32 unless noted, {threads} threads; "
-          f"speedup = torch time / npconv time")
-    print(f"{'#':>3} {'layer':<26} {'npconv ms':>10} {'torch ms':>9} {'speedup':>8} {'GFLOP/s':>8} {'max err':>9} "
-          f"{'algorithm':<16} {'workspace':>9}")
+    forward = label == "forward"
+    print(f"\n{label.replace('_', ' + ')}, float32 unless noted, {threads} threads; ratios = peer time / npconv "
+          f"time (> 1: npconv faster)" + ("; floor = roofline floor, x = time / floor" if forward else ""))
+    print(f"{'#':>3} {'layer':<26} {'npconv ms':>10} {'torch ms':>9} " + (f"{'ORT ms':>8} " if forward else "")
+          + f"{'torch/np':>8} " + (f"{'ORT/np':>7} " if forward else "") + f"{'GFLOP/s':>8} "
+          + (f"{'floor ms':>8} {'np/floor':>8} {'ORT/floor':>9} " if forward else "")
+          + f"{'max err':>8} {'algorithm':<16} {'workspace':>9}")
     for r in results:
         t = r[label]
-        print(f"{r['row']:>3} {r['name']:<26} {t['npconv_ms']:>10.2f} {t['torch_ms']:>9.2f} "
-              f"{t['speedup']:>7.2f}x {t['npconv_gflops']:>8.1f} {r['max_rel_error']:>9.1e} "
-              f"{r['algorithm']:<16} {r['workspace_mib']:>6.1f} MiB")
-    geo = math.exp(statistics.mean(math.log(r[label]["speedup"]) for r in results))
-    print(f"geometric-mean speedup {geo:.2f}x, min {min(r[label]['speedup'] for r in results):.2f}x")
+        peer = (f"{_fmt(t['onnxruntime_ms'], '8.2f')} " if forward else "")
+        print(f"{r['row']:>3} {r['name']:<26} {t['npconv_ms']:>10.2f} {t['torch_ms']:>9.2f} {peer}"
+              f"{t['speedup']:>7.2f}x " + (f"{_fmt(t['onnxruntime_speedup'], '6.2f', 'x')} " if forward else "")
+              + f"{t['npconv_gflops']:>8.1f} "
+              + (f"{t['floor_ms']:>8.2f} {t['npconv_floor']:>7.1f}x {_fmt(t['onnxruntime_floor'], '8.1f', 'x')} "
+                 if forward else "")
+              + f"{r['max_rel_error']:>8.1e} {r['algorithm']:<16} {r['workspace_mib']:>6.1f} MiB")
 
 
-def draw_chart(results, path: Path) -> Path:
-    """Bar chart of the speedups (log scale), forward and forward + backward, with 1x marked."""
+def print_summary(summary: dict) -> None:
+    print("\ngeometric means over the rows that have the figure (ORT: float32 rows only)")
+    print(f"{'':<22} {'geomean':>8} {'min':>8} {'max':>8} {'rows':>5}")
+    for label, s in summary.items():
+        print(f"{label:<22} {s['geomean']:>7.2f}x {s['min']:>7.2f}x {s['max']:>7.2f}x {s['rows']:>5}")
+
+
+def _fmt(value, spec: str, suffix: str = "") -> str:
+    width = int(spec.split(".")[0]) + len(suffix)
+    return f"{'-':>{width}}" if value is None else f"{value:{spec}}{suffix}"
+
+
+def draw_chart(results, summary: dict, path: Path) -> Path:
+    """Three panels, log scale, 1x marked: torch/npconv (forward, fwd+bwd), ORT/npconv forward,
+    and time / roofline floor (npconv and ORT)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [f"{r['row']} {r['name']}" for r in results]
     y = np.arange(len(results))
-    fig, ax = plt.subplots(figsize=(9, 0.32 * len(results) + 1.5))
-    for offset, label, color in ((-0.2, "forward", "#3b75af"), (0.2, "forward_backward", "#ef8636")):
-        ax.barh(y + offset, [r[label]["speedup"] for r in results], height=0.38, color=color,
-                label=label.replace("_", " + "))
-    ax.axvline(1.0, color="black", linewidth=1)
-    ax.set_xscale("log")
-    ax.set_yticks(y, labels, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlabel("speedup over torch 2.13 CPU (torch time / npconv time, log scale; > 1: npconv faster)")
-    ax.legend(loc="lower right")
+    fig, axes = plt.subplots(1, 3, sharey=True, figsize=(16, 0.32 * len(results) + 2))
+    panels = [
+        ("torch time / npconv time (> 1: npconv faster)",
+         [("forward", "speedup", "forward", "#3b75af"), ("forward_backward", "speedup", "fwd + bwd", "#ef8636")]),
+        ("ONNX Runtime time / npconv time, forward (> 1: npconv faster)",
+         [("forward", "onnxruntime_speedup", "forward", "#519e3e")]),
+        ("time / roofline floor, forward (1 = at the machine's limit)",
+         [("forward", "npconv_floor", "npconv", "#3b75af"),
+          ("forward", "onnxruntime_floor", "ONNX Runtime", "#519e3e")]),
+    ]
+    for ax, (title, bars) in zip(axes, panels):
+        _draw_panel(ax, y, results, bars)
+        ax.set_title(title, fontsize=9)
+    axes[0].set_yticks(y, [f"{r['row']} {r['name']}" for r in results], fontsize=8)
+    axes[0].invert_yaxis()
+    means = ", ".join(f"{label} {s['geomean']:.2f}x" for label, s in summary.items())
+    fig.suptitle(f"npconv vs torch {torch.__version__} and ONNX Runtime {ort.__version__} (CPU); "
+                 f"geometric means: {means}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def _draw_panel(ax, y, results, bars) -> None:
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    from matplotlib.transforms import blended_transform_factory
+
+    height = 0.8 / len(bars)
+    for i, (section, key, label, color) in enumerate(bars):
+        values = [r[section][key] or np.nan for r in results]  # no bar where the figure is missing
+        offsets = y + (i - (len(bars) - 1) / 2) * height
+        ax.barh(offsets, values, height=height * 0.95, color=color, label=label)
+        for offset, value in zip(offsets, values):
+            if np.isnan(value):  # the float64 row: ONNX Runtime has no float64 Conv on CPU
+                ax.text(0.01, offset, "n/a (float64)", va="center", fontsize=7,
+                        transform=blended_transform_factory(ax.transAxes, ax.transData))
+    ax.axvline(1.0, color="black", linewidth=1)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.grid(axis="x", which="major", linewidth=0.3, alpha=0.5)
+    ax.legend(loc="lower right", fontsize=8)
 
 
 if __name__ == "__main__":
