@@ -9,7 +9,7 @@ import pytest
 
 import npconv
 from npconv import select, workspace
-from npconv.algorithms import depthwise_jit
+from npconv.algorithms import depthwise_jit, fft
 from npconv.cpu import tune_openblas_coretype
 from npconv.spec import ConvSpec
 
@@ -174,21 +174,33 @@ def test_fft_is_no_candidate_when_its_spectra_exceed_the_cap():
     aspp = ConvSpec.build((3, 3), padding=12, dilation=12)
     assert "fft" not in select.candidates(aspp, (1, 2048, 33, 33), (256, 2048, 3, 3))  # 14.6 GiB of spectra
     large_kernel = ConvSpec.build((31, 31), padding=15, groups=128)
-    assert "fft" in select.candidates(large_kernel, (1, 128, 56, 56), (128, 1, 31, 31))  # 24 MiB
-    previous = workspace.set_workspace_limit(16 * 2**20)
+    assert "fft" in select.candidates(large_kernel, (1, 128, 56, 56), (128, 1, 31, 31))  # 15.6 MiB
+    least = fft.min_workspace(large_kernel, (1, 128, 56, 56), (128, 1, 31, 31), 8)
+    previous = workspace.set_workspace_limit(max(2**20, least - 1))
     try:
+        assert least > 2**20
         assert "fft" not in select.candidates(large_kernel, (1, 128, 56, 56), (128, 1, 31, 31))
     finally:
         workspace.set_workspace_limit(previous)
 
 
 def test_heuristic_never_chooses_fft_over_the_cap():
-    """A large depthwise kernel goes to FFT only while its spectra fit; above the cap the
-    heuristic falls back to the direct kernels (it once returned 'fft' regardless)."""
+    """A large depthwise kernel goes to FFT only while its least layout (one image, one row of
+    blocks) fits; above the cap the heuristic falls back to the direct kernels (it once
+    returned 'fft' regardless)."""
     spec = ConvSpec.build((9, 9), padding=4, groups=64)
-    x_shape, w_shape = (32, 64, 256, 256), (64, 1, 9, 9)  # 2.3 GiB of spectra
+    x_shape, w_shape = (32, 64, 256, 256), (64, 1, 9, 9)
+    least = fft.min_workspace(spec, x_shape, w_shape, 8)
+    previous = workspace.set_workspace_limit(max(2**20, least - 1))
+    try:
+        _never_fft_over_the_cap(spec, x_shape, w_shape)
+    finally:
+        workspace.set_workspace_limit(previous)
+    assert npconv.choose_algorithm(spec, (1, 64, 64, 64), w_shape) == "fft"  # small enough: still FFT
+
+
+def _never_fft_over_the_cap(spec, x_shape, w_shape):
     assert "fft" not in select.candidates(spec, x_shape, w_shape)
     chosen = npconv.choose_algorithm(spec, x_shape, w_shape)
     assert chosen in select.candidates(spec, x_shape, w_shape)
     assert chosen == ("depthwise_jit" if depthwise_jit.available() else "depthwise_direct")
-    assert npconv.choose_algorithm(spec, (1, 64, 64, 64), w_shape) == "fft"  # small enough: still FFT

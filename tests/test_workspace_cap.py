@@ -300,9 +300,9 @@ def test_the_compiled_kernels_row_chunks_keep_numbas_scratch_under_the_cap(grad)
 
 
 def test_fft_counts_what_tracemalloc_sees_and_more():
-    """FFT's min_workspace is its largest stage, counted buffer by buffer (and pocketfft's copy
-    inside a multi-dim inverse, which tracemalloc does not see): never below the measure, but
-    for index tables and the like (64 KiB)."""
+    """FFT's planned workspace (the layout it picks under the cap: whole map or blocks, and the
+    spectrum it keeps) is its largest stage, counted buffer by buffer: never below the measure,
+    but for index tables and the like (64 KiB); min_workspace is the least layout's."""
     rng = np.random.default_rng(8)
     for x_shape, w_shape, kwargs in [((2, 16, 40, 40), (16, 1, 9, 9), dict(padding=4, groups=16)),
                                      ((2, 8, 40, 40), (12, 8, 7, 7), dict(padding=3, padding_mode="reflect")),
@@ -311,11 +311,12 @@ def test_fft_counts_what_tracemalloc_sees_and_more():
         spec = _spec(w_shape, kwargs)
         select.set_algorithm("fft")
         _, error, scratch = traced(lambda: npconv.conv(x, w, **kwargs))
-        assert error is None and scratch <= fft.min_workspace(spec, x_shape, w_shape, 4) + 64 * 2**10
+        assert error is None and scratch <= fft.planned_workspace(spec, x_shape, w_shape, 4) + 64 * 2**10
+        assert fft.min_workspace(spec, x_shape, w_shape, 4) <= fft.planned_workspace(spec, x_shape, w_shape, 4)
         if kwargs.get("groups", 1) == x_shape[1]:
             gy = _f32(rng, npconv.conv(x, w, **kwargs).shape)
             _, error, scratch = traced(lambda: G.conv_weight(x, w.shape, gy, **kwargs))
-            assert error is None and scratch <= fft.weight_grad_min_workspace(spec, x_shape, w_shape, 4) + 64 * 2**10
+            assert error is None and scratch <= fft.planned_weight_grad_workspace(spec, x_shape, w_shape, 4) + 64 * 2**10
 
 
 # ---- buffers kept between calls ---------------------------------------------------------

@@ -10,6 +10,7 @@ convolution no algorithm can run under the cap is refused by :func:`require` bef
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import threading
@@ -20,9 +21,25 @@ _limit = 256 * 2**20
 MIN_LIMIT = 2**20
 
 
+_reservations = threading.local()
+
+
 def limit() -> int:
-    """The current cap in bytes (default 256 MiB)."""
-    return _limit
+    """The current cap in bytes (default 256 MiB), less what this thread has :func:`reserved`
+    (never under the 1 MiB floor)."""
+    held = getattr(_reservations, "bytes", 0)
+    return _limit if not held else max(MIN_LIMIT, _limit - held)
+
+
+@contextlib.contextmanager
+def reserved(nbytes: int):
+    """Within the block, this thread's algorithms plan under the cap less ``nbytes``: what a
+    caller holds while it runs another algorithm (polyphase's phase weights and outputs)."""
+    _reservations.bytes = getattr(_reservations, "bytes", 0) + nbytes
+    try:
+        yield
+    finally:
+        _reservations.bytes -= nbytes
 
 
 def set_workspace_limit(nbytes: int) -> int:
@@ -44,12 +61,13 @@ def _mib(nbytes: int) -> str:
 def require(needs: dict[str, int]) -> None:
     """Refuse, before any work, a convolution that no algorithm in ``needs`` ({name: least
     scratch bytes}) can run under the cap; the error names the smallest cap that would do."""
-    if not needs or min(needs.values()) <= _limit:
+    cap = limit()
+    if not needs or min(needs.values()) <= cap:
         return
     name, least = min(needs.items(), key=lambda item: item[1])
     others = "".join(f", {other} {_mib(n)}" for other, n in sorted(needs.items(), key=lambda i: i[1])[1:])
     raise ValueError(
-        f"workspace limit {_limit} bytes ({_mib(_limit)}) is too small for this convolution: {name} needs at "
+        f"workspace limit {cap} bytes ({_mib(cap)}) is too small for this convolution: {name} needs at "
         f"least {least} bytes ({_mib(least)}){others}; npconv.set_workspace_limit({max(least, MIN_LIMIT)})")
 
 
@@ -136,10 +154,10 @@ def scratch(name: str, shape, dtype) -> np.ndarray:
     nbytes = math.prod(shape) * dtype.itemsize
     buffers = _buffers()
     buffer = buffers.pop(name, None)  # re-inserted last: the dict is in least-recently-used order
-    if buffer is None or buffer.nbytes < nbytes or buffer.nbytes > _limit:
+    if buffer is None or buffer.nbytes < nbytes or buffer.nbytes > limit():
         buffer = None  # dropped before its replacement is made
         buffer = np.empty(max(nbytes, 1), np.uint8)
-    if buffer.nbytes <= _limit:
+    if buffer.nbytes <= limit():
         buffers[name] = buffer
         _trim(buffers, keep=name)
     return buffer[:nbytes].view(dtype).reshape(shape)
@@ -149,18 +167,18 @@ def _trim(buffers: dict, keep: str | None) -> None:
     """Drop kept buffers, least recently used first (never ``keep``), until they fit under the
     cap together (so none is larger than the cap)."""
     total = sum(b.nbytes for b in buffers.values())
-    if total <= _limit:
+    if total <= limit():
         return
     for name in [n for n in buffers if n != keep]:
         total -= buffers.pop(name).nbytes
-        if total <= _limit:
+        if total <= limit():
             break
 
 
 def make_room(nbytes: int) -> None:
     """Drop kept buffers (least recently used first) until ``nbytes`` of scratch made outside
     them (a transformed weight, spectra, Numba's tiles) fits beside them under the cap."""
-    buffers, room = _buffers(), _limit - nbytes
+    buffers, room = _buffers(), limit() - nbytes
     total = sum(b.nbytes for b in buffers.values())
     for name in list(buffers):
         if total <= room:
