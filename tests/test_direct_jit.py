@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from npconv import workspace
+from npconv import compiled, workspace
 from npconv.algorithms import direct_jit
 from npconv.spec import ConvSpec
 from npconv.windows import NUMPY_PAD_MODES
@@ -192,6 +192,6 @@ def test_applies_to_every_forward_convolution_but_not_transposed():
 
 
 def test_without_numba_it_does_not_apply(monkeypatch):
-    monkeypatch.setattr(direct_jit, "numba", None)
+    monkeypatch.setattr(compiled, "numba", None)
     assert not direct_jit.applies(ConvSpec.build((3, 3)), (1, 4, 9, 9), (4, 4, 3, 3))
     assert direct_jit.min_workspace(ConvSpec.build((3, 3)), (1, 4, 9, 9), (4, 4, 3, 3), 4) == 0

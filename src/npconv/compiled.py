@@ -14,6 +14,8 @@ False and the planner keeps to the NumPy algorithms.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import time
 import warnings
 
@@ -44,3 +46,19 @@ def run(kernel, *args):
         warnings.warn(f"npconv compiled its {kernel.__name__} kernel for {types} in {elapsed:.1f} s; "
                       f"Numba keeps it on disk, so later processes load it at once", CompileNotice, stacklevel=3)
     return result
+
+
+class _Reporting:
+    """A kernels module whose compiled functions are called through :func:`run`."""
+
+    def __init__(self, module):
+        self._module = module
+
+    def __getattr__(self, name):
+        value = getattr(self._module, name)
+        return functools.partial(run, value) if hasattr(value, "signatures") else value
+
+
+def kernels(module_name: str) -> _Reporting:
+    """``npconv.algorithms.<module_name>`` (imported on first use), its kernels reporting a first compile."""
+    return _Reporting(importlib.import_module(f"npconv.algorithms.{module_name}"))

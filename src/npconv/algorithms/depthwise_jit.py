@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import workspace
+from .. import compiled, workspace
 
 try:
     import numba
@@ -55,7 +55,7 @@ BLOCK_CHANNELS = 16  # the channels layout's block (depthwise_jit_kernels.BLOCK_
 
 
 def available() -> bool:
-    return numba is not None
+    return compiled.available()
 
 
 def applies(spec, x_shape, w_shape) -> bool:
@@ -66,8 +66,7 @@ def applies(spec, x_shape, w_shape) -> bool:
 def _kernels():
     """The compiled kernels' module, imported on first use; Numba compiles each kernel on its
     first call and caches it on disk, so nothing is compiled at import."""
-    from . import depthwise_jit_kernels
-    return depthwise_jit_kernels
+    return compiled.kernels("depthwise_jit_kernels")
 
 
 @dataclass(frozen=True)

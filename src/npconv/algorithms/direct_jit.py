@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import workspace
+from .. import compiled, workspace
 
 try:
     import numba
@@ -55,7 +55,7 @@ CACHED_PACKINGS = 4
 
 
 def available() -> bool:
-    return numba is not None
+    return compiled.available()
 
 
 def applies(spec, x_shape, w_shape) -> bool:
@@ -65,8 +65,7 @@ def applies(spec, x_shape, w_shape) -> bool:
 def _kernels():
     """The compiled kernels' module, imported on first use (Numba compiles each kernel on its
     first call and caches it on disk, so nothing is compiled at import)."""
-    from . import direct_jit_kernels
-    return direct_jit_kernels
+    return compiled.kernels("direct_jit_kernels")
 
 
 # ---- geometry in 3-D form ------------------------------------------------------------------
