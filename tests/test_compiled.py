@@ -95,3 +95,12 @@ def test_without_numba_the_planner_keeps_to_numpy_and_matches_torch(monkeypatch,
         kwargs_np = kwargs
     want = getattr(torch.nn.functional, f"conv{len(x_shape) - 2}d")(tx, torch.from_numpy(w), **kwargs)
     assert_matches(npconv.conv(x, w, **kwargs_np), want.numpy(), np.float32)
+
+
+def test_openmp_waits_passively_unless_the_environment_says_otherwise():
+    script = "import os, npconv; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    assert subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip() == "PASSIVE"
+    assert subprocess.run([sys.executable, "-c", script], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+                          capture_output=True, text=True, check=True).stdout.strip() == "ACTIVE"

@@ -10,6 +10,8 @@ from .cpu import tune_openblas_coretype
 
 tune_openblas_coretype()  # before NumPy/SciPy load their OpenBLAS; see npconv.cpu
 
+from . import compiled  # noqa: E402,F401  (OpenMP's wait policy, before Numba starts its workers)
+
 from . import functional, grad, nn, optim  # noqa: E402
 from . import convert, keras, onnx, separable  # noqa: E402
 from .core import conv  # noqa: E402
