@@ -15,11 +15,12 @@ from npconv.spec import ConvSpec
 
 from conftest import assert_matches
 from test_grad_parity import _autograd, _tensor_oracle
-from test_torch_parity import (CONV_GEOMETRIES, CHANNELS, DTYPES, SPATIAL, _explicit_pads, _operands, _per_dim,
-                               _torch_conv)
+from test_torch_parity import (CONV_GEOMETRIES, CHANNELS, DTYPES, SPATIAL, TRANSPOSED_GEOMETRIES, _explicit_pads,
+                               _operands, _per_dim, _torch_conv, _torch_conv_transpose)
 
+TRANSPOSED_ALGORITHMS = ("gemm_col2im", "polyphase")
 CASES = [(name, n, channels, geometry, dtype)
-         for name in select.ALGORITHMS if name != "gemm_col2im"
+         for name in select.ALGORITHMS if name not in TRANSPOSED_ALGORITHMS
          for n in SPATIAL for channels in CHANNELS for geometry in CONV_GEOMETRIES for dtype in DTYPES]
 
 
@@ -63,7 +64,47 @@ def test_forced_algorithm_matches_torch_and_reference(case, forced):
 
 
 def test_every_algorithm_is_exercised():
-    assert {c[0] for c in APPLICABLE} == set(select.ALGORITHMS) - {"gemm_col2im"}
+    assert {c[0] for c in APPLICABLE} == set(select.ALGORITHMS) - set(TRANSPOSED_ALGORITHMS)
+    assert set(TRANSPOSED_ALGORITHMS) <= set(select.ALGORITHMS)
+
+
+TRANSPOSED_CASES = [(name, n, channels, geometry, dtype) for name in TRANSPOSED_ALGORITHMS for n in SPATIAL
+                    for channels in CHANNELS for geometry in TRANSPOSED_GEOMETRIES for dtype in DTYPES]
+
+
+@pytest.mark.parametrize("case", TRANSPOSED_CASES, ids=["-".join(map(str, c)) for c in TRANSPOSED_CASES])
+def test_forced_transposed_algorithm_matches_torch_forward_and_gradients(case, forced):
+    """Forced, a transposed algorithm serves the transposed forward and, through it, the input
+    gradient of every strided conv of the conv grid's shapes (its adjoint)."""
+    name, n, channels, geometry, dtype_name = case
+    dtype = DTYPES[dtype_name]
+    index = len(geometry) + n
+    x, w, b, groups, params = _operands(n, channels, TRANSPOSED_GEOMETRIES[geometry], dtype, True, index)
+    forced(name)
+    kwargs = dict({k: params[k] for k in ("stride", "padding", "dilation") if k in params}, groups=groups)
+    op = params.get("output_padding", 0)
+    want = _torch_conv_transpose(x, w, b, groups, params, n)
+    assert_matches(npconv.conv(x, w, b, transposed=True, output_padding=op, **kwargs), want, dtype)
+    gy, gx_t, gw_t, _ = _autograd(_tensor_oracle(_torch_conv_transpose), x, w, b, groups, params, n, index)
+    assert_matches(G.conv_input(x.shape, w, gy, transposed=True, output_padding=op, **kwargs), gx_t, dtype)
+    assert_matches(G.conv_weight(x, w.shape, gy, transposed=True, output_padding=op, **kwargs), gw_t, dtype)
+
+
+STRIDED_CONV_CASES = [(name, n, channels, geometry, dtype) for name in TRANSPOSED_ALGORITHMS for n in SPATIAL
+                      for channels in CHANNELS for geometry in CONV_GEOMETRIES for dtype in DTYPES
+                      if "stride" in CONV_GEOMETRIES[geometry]]
+
+
+@pytest.mark.parametrize("case", STRIDED_CONV_CASES, ids=["-".join(map(str, c)) for c in STRIDED_CONV_CASES])
+def test_forced_transposed_algorithm_gives_strided_convs_input_gradient(case, forced):
+    name, n, channels, geometry, dtype_name = case
+    dtype = DTYPES[dtype_name]
+    index = len(geometry) + n
+    x, w, b, groups, params = _operands(n, channels, CONV_GEOMETRIES[geometry], dtype, False, index)
+    forced(name)
+    gy, gx_t, _, _ = _autograd(_tensor_oracle(_torch_conv), x, w, b, groups, params, n, index)
+    kwargs = {k: params[k] for k in ("stride", "padding", "dilation", "padding_mode") if k in params}
+    assert_matches(G.conv_input(x.shape, w, gy, groups=groups, **kwargs), gx_t, dtype)
 
 
 @pytest.mark.parametrize("k,stride,dilation,mode", [(7, 1, 1, "zeros"), (9, 2, 1, "reflect"), (5, 1, 2, "circular"),

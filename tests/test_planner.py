@@ -14,6 +14,7 @@ from npconv.cpu import tune_openblas_coretype
 from npconv.spec import ConvSpec
 
 JIT = "depthwise_jit" if depthwise_jit.available() else "depthwise_direct"
+JIT_OR_GEMM = "depthwise_jit" if depthwise_jit.available() else "im2col_gemm"
 
 # (spec arguments, input shape, weight shape, expected algorithm)
 TABLE = [
@@ -24,7 +25,8 @@ TABLE = [
     (dict(kernel_size=(3, 3), padding=1, padding_mode="reflect"), (8, 64, 128, 128), (64, 64, 3, 3), "winograd_f4"),
     (dict(kernel_size=(3, 3), padding=1), (8, 256, 14, 14), (256, 256, 3, 3), "winograd_f2"),
     (dict(kernel_size=(3, 3, 3), padding=1), (1, 64, 16, 56, 56), (128, 64, 3, 3, 3), "winograd_f2"),
-    (dict(kernel_size=(3, 3), padding=1), (8, 512, 7, 7), (512, 512, 3, 3), "im2col_gemm"),
+    (dict(kernel_size=(3, 3), padding=1), (8, 512, 7, 7), (512, 512, 3, 3), "winograd_f2"),
+    (dict(kernel_size=(3, 3), padding=1), (8, 512, 5, 5), (512, 512, 3, 3), "im2col_gemm"),
     (dict(kernel_size=(3, 3), padding=1), (8, 16, 32, 32), (16, 16, 3, 3), "im2col_gemm"),
     (dict(kernel_size=(3,), padding=1), (4, 64, 1000), (64, 64, 3), "im2col_gemm"),
     (dict(kernel_size=(3, 3), padding=2, dilation=2), (8, 64, 56, 56), (64, 64, 3, 3), "im2col_gemm"),
@@ -34,10 +36,17 @@ TABLE = [
      "depthwise_jit" if depthwise_jit.available() else "fft"),
     (dict(kernel_size=(31, 31), padding=15, groups=128), (1, 128, 56, 56), (128, 1, 31, 31), "fft"),
     (dict(kernel_size=(3, 3, 3), padding=1, groups=4), (1, 4, 8, 8, 8), (4, 1, 3, 3, 3), "depthwise_direct"),
-    (dict(kernel_size=(3, 3), padding=1, groups=32), (8, 128, 56, 56), (128, 4, 3, 3), "im2col_gemm"),
+    (dict(kernel_size=(3, 3), padding=1, groups=32), (8, 128, 56, 56), (128, 4, 3, 3), JIT_OR_GEMM),
+    (dict(kernel_size=(3, 3), padding=1, groups=4), (8, 128, 56, 56), (128, 32, 3, 3), "winograd_f4"),
     (dict(kernel_size=(10,), stride=5), (4, 1, 16000), (512, 1, 10), "im2col_gemm"),
+    (dict(kernel_size=(7, 7), stride=2, padding=3), (8, 3, 224, 224), (64, 3, 7, 7), JIT_OR_GEMM),
+    (dict(kernel_size=(5, 20), stride=2), (4, 1, 161, 700), (32, 1, 5, 20), JIT_OR_GEMM),
+    (dict(kernel_size=(4, 4), stride=4), (8, 3, 224, 224), (96, 3, 4, 4), "im2col_gemm"),
+    (dict(kernel_size=(3, 3), stride=2, padding=1), (8, 128, 56, 56), (128, 128, 3, 3), "im2col_gemm"),
     (dict(kernel_size=(4, 4), stride=2, padding=1, transposed=True), (64, 256, 8, 8), (256, 128, 4, 4),
      "gemm_col2im"),
+    (dict(kernel_size=(3, 3), stride=2, padding=1, groups=96, transposed=True), (8, 96, 56, 56), (96, 1, 3, 3),
+     "polyphase"),
 ]
 
 
@@ -137,7 +146,7 @@ def test_thread_cap_reaches_blas_and_numba_and_keeps_the_numbers(rng, monkeypatc
 
     monkeypatch.setitem(select.ALGORITHMS, "im2col_gemm", dataclasses.replace(select.ALGORITHMS["im2col_gemm"],
                                                                                forward=spy))
-    x, w = rng.standard_normal((2, 3, 9, 9)), rng.standard_normal((4, 3, 3, 3))
+    x, w = rng.standard_normal((2, 8, 9, 9)), rng.standard_normal((4, 8, 3, 3))  # im2col: 8 channels
     expected = npconv.conv(x, w, stride=2)
     assert npconv.set_num_threads(1) is None
     try:

@@ -24,7 +24,7 @@ import numpy as np
 from . import numerics
 from . import threads as thread_control
 from . import workspace
-from .algorithms import depthwise, depthwise_jit, fft, im2col_gemm, pointwise, winograd
+from .algorithms import depthwise, depthwise_jit, direct_jit, fft, im2col_gemm, pointwise, polyphase, winograd
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,13 @@ ALGORITHMS = {a.name: a for a in (
               min_workspace=winograd.min_workspace_f2),
     Algorithm("winograd_f4", winograd.applies_f4, winograd.forward_f4, transforms=True,
               min_workspace=winograd.min_workspace_f4),
+    Algorithm("direct_jit", direct_jit.applies, direct_jit.forward, direct_jit.weight_grad,
+              min_workspace=direct_jit.min_workspace, weight_grad_min_workspace=direct_jit.weight_grad_min_workspace),
+    Algorithm("polyphase", polyphase.applies, polyphase.forward, min_workspace=polyphase.min_workspace),
 )}
+# what runs without Numba (the fallback, and the second oracle of the compiled kernels)
+NUMPY_ALGORITHMS = ("im2col_gemm", "gemm_col2im", "pointwise", "depthwise_direct", "fft", "winograd_f2",
+                    "winograd_f4", "polyphase")
 
 _forced: str | None = None
 _autotune = False
@@ -113,30 +119,48 @@ def algorithm_for(spec, x, w) -> Algorithm:
 
 
 def heuristic(spec, x_shape, w_shape, direct_only: bool = False) -> str:
-    """The measured rules (2-core Zen 5 machine, float32, OpenBLAS on AVX2; see the README):
+    """The measured rules (2-core AMD Zen 3, float32, OpenBLAS on AVX2, Numba's compiled
+    kernels; bench/planner_accuracy.py, and the README's speed section):
 
-    - transposed: GEMM + col2im (stride 1 never gets here: it runs as a forward conv);
-    - 1x1 without padding: pointwise GEMM on the NCHW data (no window buffer);
-    - depthwise (more than one input channel): the compiled channel-block kernel where Numba is
-      installed (1-D and 2-D) for kernels up to 7 (ConvNeXt 7x7: 34 ms FFT -> 5 ms), FFT for
-      larger ones at stride 1 (RepLKNet 31x31: 5 ms FFT, 14 ms compiled) and, without Numba,
-      from 5 up; NumPy's multiply-add per tap otherwise;
-    - dense 3x3 stride 1 with at least 32 channels per group on both sides, 2-D or 3-D:
-      Winograd, F(4, 3) on 2-D maps of 24 or more (C64 56x56: 1.5 ms vs 1.7 im2col),
-      F(2, 3) on 12 to 23 and in 3-D (C3D: 107 ms vs 143 ms);
-    - one input channel (audio front ends, stems) stays on im2col + GEMM: its window buffer
-      is small (C_in * k rows) and the GEMM wide (wav2vec2 conv0: 1.5-2x torch);
-    - everything else: im2col + GEMM.
+    - transposed with a stride: polyphase for depthwise layers (stride-1 phases through these
+      same rules: the compiled depthwise kernel), GEMM + col2im otherwise (DCGAN: 77 ms vs 95
+      polyphase); stride 1 never gets here: it runs as a forward conv;
+    - 1x1 without padding: pointwise GEMM on the data as it lies (no window buffer);
+    - depthwise and grouped with few channels per group (C_in/groups <= 16): the compiled
+      plane/channel-block kernel for kernels up to 7 (MobileNetV2: 7 ms vs 43 im2col, ResNeXt:
+      8 vs 49), FFT for larger ones at stride 1 (RepLKNet 31x31: 5 ms vs 19); without Numba,
+      NumPy's multiply-add per tap, FFT from 5;
+    - 2-D layers with at most 4 input channels whose windows overlap (stems, spectrograms): the
+      same compiled plane kernel (ResNet stem: 41 ms vs 49, DeepSpeech2: 13 vs 36);
+    - dense 3x3 stride 1 with at least 32 channels per group on both sides: Winograd with the
+      compiled transforms, F(4, 3) on 2-D maps of 24 or more, F(2, 3) on 7 to 23 and in 3-D
+      (conv5_x 7x7: 19 ms vs 23 im2col; C3D: 250 vs 317);
+    - the rest: im2col + GEMM.  The compiled direct kernel (direct_jit) lost to it on every
+      row measured (3x3 stride 2: 39 ms vs 30; ASPP 189 vs 155), so it runs only when forced
+      or autotuned.
     """
     if spec.transposed:
-        return "gemm_col2im"
+        return _transposed_choice(spec, x_shape, w_shape)
     if pointwise.applies(spec, x_shape, w_shape):
         return "pointwise"
     if depthwise.applies(spec, x_shape, w_shape) and x_shape[1] > 1:
         return _depthwise_choice(spec, x_shape, w_shape, direct_only)
-    if winograd.applies(spec, x_shape, w_shape) and not direct_only:
+    if depthwise_jit.applies(spec, x_shape, w_shape) and (spec.groups > 1 or _few_channel_planes(spec, x_shape)):
+        return "depthwise_jit"
+    if winograd.applies(spec, x_shape, w_shape) and not direct_only and _winograd_choice(spec, x_shape, w_shape):
         return _winograd_choice(spec, x_shape, w_shape)
     return "im2col_gemm"
+
+
+def _transposed_choice(spec, x_shape, w_shape) -> str:
+    depthwise_layer = w_shape[0] == spec.groups and w_shape[1] == 1
+    return "polyphase" if depthwise_layer and polyphase.applies(spec, x_shape, w_shape) else "gemm_col2im"
+
+
+def _few_channel_planes(spec, x_shape) -> bool:
+    """A 2-D layer on at most 4 input channels whose windows overlap (kernel wider than stride)."""
+    return (spec.ndim == 2 and x_shape[1] <= 4
+            and any(k > s for k, s in zip(spec.kernel_size, spec.stride)))
 
 
 def _depthwise_choice(spec, x_shape, w_shape, direct_only: bool = False) -> str:
@@ -147,11 +171,11 @@ def _depthwise_choice(spec, x_shape, w_shape, direct_only: bool = False) -> str:
     return "depthwise_jit" if jit else "depthwise_direct"
 
 
-def _winograd_choice(spec, x_shape, w_shape) -> str:
+def _winograd_choice(spec, x_shape, w_shape) -> str | None:
     per_group_in, per_group_out = w_shape[1], w_shape[0] // spec.groups
     smallest = min(spec.out_spatial(x_shape[2:]))
-    if spec.ndim < 2 or min(per_group_in, per_group_out) < 32 or smallest < 12:
-        return "im2col_gemm"
+    if spec.ndim < 2 or min(per_group_in, per_group_out) < 32 or smallest < 7:
+        return None
     return "winograd_f4" if spec.ndim == 2 and smallest >= 24 else "winograd_f2"
 
 
@@ -292,6 +316,8 @@ def weight_grad_algorithm(spec, x, gy, weight_shape) -> Algorithm:
         algorithm = ALGORITHMS[choose_algorithm(spec, x.shape, weight_shape, x.dtype, direct_only=True)]
     usable = algorithm.weight_grad is not None and (
         algorithm.weight_grad_applies is None or algorithm.weight_grad_applies(spec, x.shape, weight_shape))
+    if _forced is None and algorithm.name == "depthwise_jit" and spec.groups == 1:
+        usable = False  # the stems' weight gradient: im2col + GEMM 60 ms, the plane kernel 143
     return ALGORITHMS[_weight_grad_within_cap(algorithm.name if usable else "im2col_gemm", spec, x, weight_shape)]
 
 
