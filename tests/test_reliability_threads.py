@@ -13,6 +13,7 @@ import npconv
 import npconv.functional as F
 from npconv import select
 from npconv import threads as thread_control
+from conftest import assert_matches
 
 
 def blas_limits() -> list[int]:
@@ -80,7 +81,10 @@ def test_capped_calls_from_many_threads_restore_the_blas_limits(operands, no_cap
     assert blas_limits() == before
     assert blas_seen and blas_seen[0] == [1] * len(before)  # the single-threaded run was capped
     for got in (y for per_thread in results for y in per_thread):
-        np.testing.assert_array_equal(got, expected)
+        # equal within float32's promise, not bit for bit: on AMD Zen hosts OpenBLAS splits the
+        # sums of calls made from other threads differently (last bits differ there since the
+        # test was written, at its commit too)
+        assert_matches(got, expected, np.float32)
 
 
 def test_threads_switching_the_cap_on_and_off_leave_no_trace(operands, no_cap):
