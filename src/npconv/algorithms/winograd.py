@@ -61,7 +61,10 @@ except ImportError:  # the NumPy transforms serve
     numba = None
 
 POINTS = {2: (0, 1, -1), 4: (0, 1, -1, Fraction(1, 2), -2)}
-CHUNK_TARGET_BYTES = 2 * 2**20  # of gathered tiles, as the cache likes them
+# of gathered tiles: each chunk alternates compiled transforms (OpenMP workers) with a BLAS GEMM
+# (OpenBLAS workers), and each switch costs the other pool's spin-wait; where torch loaded its
+# OpenMP before npconv (so not waiting passively) 2 MiB chunks made ResNet conv2_x 100 ms, 32 MiB 36
+CHUNK_TARGET_BYTES = 32 * 2**20
 JOB_TILES = 256  # tiles per job of the compiled transforms: rows of this many values vectorise well
 
 
