@@ -16,7 +16,7 @@ import pytest
 import npconv
 import npconv.grad as G
 from npconv import select, workspace
-from npconv.algorithms import depthwise_jit, fft, winograd
+from npconv.algorithms import depthwise_jit, fft, fft_grad, winograd
 from npconv.spec import ConvSpec
 
 MiB = 2**20
@@ -316,7 +316,7 @@ def test_fft_counts_what_tracemalloc_sees_and_more():
         if kwargs.get("groups", 1) == x_shape[1]:
             gy = _f32(rng, npconv.conv(x, w, **kwargs).shape)
             _, error, scratch = traced(lambda: G.conv_weight(x, w.shape, gy, **kwargs))
-            assert error is None and scratch <= fft.planned_weight_grad_workspace(spec, x_shape, w_shape, 4) + 64 * 2**10
+            assert error is None and scratch <= fft_grad.planned_weight_grad_workspace(spec, x_shape, w_shape, 4) + 64 * 2**10
 
 
 # ---- buffers kept between calls ---------------------------------------------------------

@@ -24,7 +24,7 @@ import numpy as np
 from . import numerics
 from . import threads as thread_control
 from . import workspace
-from .algorithms import depthwise, depthwise_jit, direct_jit, fft, im2col_gemm, pointwise, polyphase, winograd
+from .algorithms import depthwise, depthwise_jit, direct_jit, fft, fft_grad, im2col_gemm, pointwise, polyphase, winograd
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,8 @@ ALGORITHMS = {a.name: a for a in (
     Algorithm("depthwise_jit", depthwise_jit.applies, depthwise_jit.forward, depthwise_jit.weight_grad,
               min_workspace=depthwise_jit.min_workspace,
               weight_grad_min_workspace=depthwise_jit.weight_grad_min_workspace),
-    Algorithm("fft", fft.applies, fft.forward, fft.weight_grad, fft.weight_grad_applies, transforms=True,
-              min_workspace=fft.min_workspace, weight_grad_min_workspace=fft.weight_grad_min_workspace),
+    Algorithm("fft", fft.applies, fft.forward, fft_grad.weight_grad, fft_grad.weight_grad_applies, transforms=True,
+              min_workspace=fft.min_workspace, weight_grad_min_workspace=fft_grad.weight_grad_min_workspace),
     Algorithm("winograd_f2", winograd.applies, winograd.forward_f2, transforms=True,
               min_workspace=winograd.min_workspace_f2),
     Algorithm("winograd_f4", winograd.applies_f4, winograd.forward_f4, transforms=True,

@@ -29,16 +29,15 @@ least recently used first, when another call needs the room; it is used only whi
 ``np.array_equal(copy, weights)`` — an in-place change of the weights is never served stale.
 A spectrum is kept only when the call still fits under the cap with it.
 
+The weight gradient is in :mod:`.fft_grad`, the kept spectra in :mod:`.fft_spectra`.
+
 Scratch: :func:`min_workspace` is the least of the two layouts (blocks: one image and one
 row of tiles at a time), each counted stage by stage, buffer by buffer.
 """
 
 from __future__ import annotations
 
-import collections
 import math
-import threading
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,11 +46,12 @@ from numpy.lib.stride_tricks import as_strided
 
 from .. import threads, workspace
 from ..windows import padded_copy
+from .fft_spectra import KEPT_SPECTRA, forget_kept_spectra, kept_spectrum  # noqa: F401  (re-exported)
+from .fft_spectra import keep as keep_spectrum
 
 BLOCK_PER_KERNEL = 8  # tile outputs per effective kernel length (measured 6-12 alike on 2048x2048)
 MIN_BLOCK = 32
 BLOCKED_FROM_TILES = 4  # blocks when a dim has this many tiles (512x512, 31x31: 2-3 tiles, whole map as fast)
-KEPT_SPECTRA = 4
 
 
 # ---- geometry ------------------------------------------------------------------------------
@@ -210,71 +210,6 @@ def _workers() -> int:
     return threads.get_num_threads()
 
 
-# ---- kept spectra ----------------------------------------------------------------------------
-
-_kept = threading.local()
-
-
-def _entries() -> collections.OrderedDict:
-    """{key: (scratch buffer name, weak reference to the buffer, bytes)}, least recently used first."""
-    return _kept.__dict__.setdefault("entries", collections.OrderedDict())
-
-
-def _allocation(array) -> np.ndarray:
-    while isinstance(array.base, np.ndarray):
-        array = array.base
-    return array
-
-
-def _entry_views(raw, spectrum_shape, spectrum_dtype, w):
-    """(spectrum, weights) views of a kept buffer: the spectrum first (aligned), the weights after."""
-    spectrum_bytes = math.prod(spectrum_shape) * np.dtype(spectrum_dtype).itemsize
-    spectrum = raw[:spectrum_bytes].view(spectrum_dtype).reshape(spectrum_shape)
-    return spectrum, raw[spectrum_bytes:].view(w.dtype).reshape(w.shape)
-
-
-def _kept_spectrum(key, w, spectrum_shape, spectrum_dtype):
-    """The kept spectrum for these weights, or None (never kept, dropped, or weights changed)."""
-    entries = _entries()
-    if key not in entries:
-        return None
-    name, reference, nbytes = entries[key]
-    buffer = reference()
-    raw = workspace.scratch(name, (nbytes,), np.uint8) if buffer is not None else None
-    if raw is None or _allocation(raw) is not buffer:  # dropped to make room: the buffer is another
-        del entries[key]
-        return None
-    spectrum, weights = _entry_views(raw, spectrum_shape, spectrum_dtype, w)
-    if not np.array_equal(weights, w):
-        return None
-    entries.move_to_end(key)
-    return spectrum
-
-
-def _keep(key, w, wf):
-    """Copy the spectrum and the weights into a kept buffer (the least recently used slot)."""
-    entries = _entries()
-    if key in entries:
-        name = entries.pop(key)[0]
-    elif len(entries) < KEPT_SPECTRA:
-        used = {entry[0] for entry in entries.values()}
-        name = next(f"fft.kept_spectrum.{i}" for i in range(KEPT_SPECTRA) if f"fft.kept_spectrum.{i}" not in used)
-    else:
-        name = entries.popitem(last=False)[1][0]
-    nbytes = wf.nbytes + w.nbytes
-    raw = workspace.scratch(name, (nbytes,), np.uint8)
-    spectrum, weights = _entry_views(raw, wf.shape, wf.dtype, w)
-    spectrum[...], weights[...] = wf, w
-    if raw.nbytes <= workspace.limit():
-        entries[key] = (name, weakref.ref(_allocation(raw)), nbytes)
-    return spectrum
-
-
-def forget_kept_spectra() -> None:
-    """Forget this thread's kept spectra (their buffers go with workspace.release())."""
-    _entries().clear()
-
-
 def _dilated_kernel(w, spec) -> np.ndarray:
     if max(spec.dilation) == 1:
         return w
@@ -297,12 +232,12 @@ def _weight_spectrum(w, spec, plan, keep: bool, need: int):
     lengths = plan.lengths
     shape = w.shape[:2] + tuple(lengths[:-1]) + (lengths[-1] // 2 + 1,)
     key = (w.shape, w.dtype.str, w.strides, spec.groups, spec.dilation, tuple(lengths))
-    kept = _kept_spectrum(key, w, shape, np.result_type(w.dtype, np.complex64)) if keep else None
+    kept = kept_spectrum(key, w, shape, np.result_type(w.dtype, np.complex64)) if keep else None
     workspace.make_room(need - (_kept_bytes(w.shape, plan, w.itemsize) if kept is not None else 0))
     if kept is not None:
         return kept
     wf = _kernel_spectrum(w, spec, lengths)
-    return _keep(key, w, wf) if keep else wf
+    return keep_spectrum(key, w, wf) if keep else wf
 
 
 # ---- transforms ------------------------------------------------------------------------------
@@ -466,123 +401,3 @@ def forward(x, w, spec, pads, out_spatial) -> np.ndarray:
     if plan.blocked:
         return _forward_blocked(x, w, spec, pads, out_spatial, plan)
     return _forward_whole(x, w, spec, pads, out_spatial, plan)
-
-
-# ---- weight gradient (depthwise, stride 1) ---------------------------------------------------
-
-def weight_grad_applies(spec, x_shape, w_shape) -> bool:
-    return spec.groups == x_shape[1] and max(spec.stride) == 1
-
-
-def _whole_grad_bytes(spec, x_shape, c_out, r, plan) -> int:
-    """Input spectrum (after its copies), then grad_output's zero-filled copy and spectrum,
-    their sum over images, and the inverse of it."""
-    sizes, _ = _padded_sizes(spec, x_shape[2:], spec.pads(x_shape[2:]))
-    padded = 0 if spec.padding_mode == "zeros" else math.prod(sizes)
-    points, freqs, cplx = plan.points, plan.freqs, 2 * r
-    inputs, grads = x_shape[0] * x_shape[1], x_shape[0] * c_out
-    return max(inputs * (padded * r + points * r + freqs * cplx),
-               inputs * freqs * cplx + grads * (points * r + freqs * cplx),
-               (inputs + grads + c_out) * freqs * cplx,
-               c_out * (2 * freqs * cplx + points * r))
-
-
-def _blocked_grad_bytes(spec, x_shape, c_out, r, plan, images, tile_rows) -> int:
-    """The sum of the products (C_out spectra), its inverse, and one box."""
-    total = c_out * plan.freqs * 2 * r
-    return max(total + _box_bytes(spec, x_shape, c_out, r, plan, images, tile_rows, grad=True),
-               c_out * (2 * plan.freqs * 2 * r + plan.points * r))
-
-
-def _least_grad_bytes(spec, x_shape, c_out, itemsize, plan) -> int:
-    if plan.blocked:
-        return _blocked_grad_bytes(spec, x_shape, c_out, itemsize, plan, 1, 1)
-    return _whole_grad_bytes(spec, x_shape, c_out, itemsize, plan)
-
-
-def weight_grad_min_workspace(spec, x_shape, w_shape, itemsize) -> int:
-    return min(_least_grad_bytes(spec, x_shape, w_shape[0], itemsize, plan) for plan in _fallbacks(spec, x_shape)[1:])
-
-
-def _correlated_taps(total, spec, lows, lengths, dtype):
-    """gw[c, t] = z[t * d - lo] (mod P) of the inverse of the summed products."""
-    axes = tuple(range(2, 2 + spec.ndim))
-    z = sfft.irfftn(total.reshape((total.shape[0], 1) + total.shape[1:]), lengths, axes=axes, workers=_workers())
-    taps = [(np.arange(k) * d - lo) % p for k, d, lo, p in zip(spec.kernel_size, spec.dilation, lows, lengths)]
-    return np.ascontiguousarray(z[(slice(None), slice(None)) + np.ix_(*taps)], dtype=dtype)
-
-
-def _summed_products(xf, gf, m):
-    """sum over images (or tiles) of x's spectrum times conj(grad_output's): (C_out, *F)."""
-    n, c_in, freq = xf.shape[0], xf.shape[1], xf.shape[2:]
-    products = np.conjugate(gf, out=gf).reshape((n, c_in, m) + freq)
-    products *= xf[:, :, None]
-    return products.sum(axis=0).reshape((c_in * m,) + freq)
-
-
-def _weight_grad_whole(x, gy, spec, pads, plan):
-    axes, m = tuple(range(2, 2 + spec.ndim)), gy.shape[1] // x.shape[1]
-    xf, lows = _input_spectrum(x, spec, pads, plan.lengths)
-    gf = sfft.rfftn(gy, plan.lengths, axes=axes, workers=_workers())
-    total = _summed_products(xf, gf, m)
-    del xf, gf
-    return _correlated_taps(total, spec, lows, plan.lengths, x.dtype)
-
-
-def _grad_tile_spectra(gy, plan, box, ndim):
-    """Spectra of the box's grad_output tiles, zero-filled to L: (images * tiles, C_out, *F)."""
-    images, rows = box
-    tiles = (rows.stop - rows.start,) + plan.tiles[1:]
-    buffer = np.empty((images.stop - images.start, gy.shape[1]) + tuple(t * b for t, b in zip(tiles, plan.blocks)),
-                      gy.dtype)
-    _fill(buffer, gy[images], (0,) * ndim, (rows.start * plan.blocks[0],) + (0,) * (ndim - 1))
-    split = buffer.reshape(buffer.shape[:2] + tuple(v for t, b in zip(tiles, plan.blocks) for v in (t, b)))
-    order = (0,) + tuple(2 + 2 * d for d in range(ndim)) + (1,) + tuple(3 + 2 * d for d in range(ndim))
-    gf = sfft.rfftn(split.transpose(order), plan.lengths, axes=tuple(range(-ndim, 0)), workers=_workers())
-    return gf.reshape((-1, gy.shape[1]) + gf.shape[-ndim:])
-
-
-def _weight_grad_blocked(x, gy, spec, pads, plan):
-    r, c_out, m = x.itemsize, gy.shape[1], gy.shape[1] // x.shape[1]
-    boxes, need = _blocked_grad_schedule(spec, x.shape, c_out, r, plan)
-    workspace.make_room(need)
-    total = np.zeros((c_out,) + plan.lengths[:-1] + (plan.lengths[-1] // 2 + 1,), np.result_type(x, np.complex64))
-    for box in boxes:
-        xf = _tile_spectra(x, spec, pads, plan, box)
-        total += _summed_products(xf, _grad_tile_spectra(gy, plan, box, spec.ndim), m)
-        del xf
-    return _correlated_taps(total, spec, (0,) * spec.ndim, plan.lengths, x.dtype)
-
-
-def _chosen_grad_plan(spec, x_shape, c_out, itemsize) -> Plan:
-    plans = _fallbacks(spec, x_shape)
-    return next((p for p in plans if _least_grad_bytes(spec, x_shape, c_out, itemsize, p) <= workspace.limit()),
-                plans[-1])
-
-
-def _blocked_grad_schedule(spec, x_shape, c_out, r, plan):
-    """(the boxes, the scratch they need): the largest boxes that fit beside the summed spectra."""
-    total_bytes = c_out * plan.freqs * 2 * r
-    boxes = _boxes(spec, x_shape, c_out, r, plan, total_bytes, grad=True)
-    largest = workspace.extents(boxes[0])
-    return boxes, max(total_bytes + _box_bytes(spec, x_shape, c_out, r, plan, *largest, grad=True),
-                      c_out * (2 * plan.freqs * 2 * r + plan.points * r))
-
-
-def planned_weight_grad_workspace(spec, x_shape, w_shape, itemsize) -> int:
-    """The scratch a weight-gradient call makes under the current cap."""
-    plan = _chosen_grad_plan(spec, x_shape, w_shape[0], itemsize)
-    if plan.blocked:
-        return _blocked_grad_schedule(spec, x_shape, w_shape[0], itemsize, plan)[1]
-    return _whole_grad_bytes(spec, x_shape, w_shape[0], itemsize, plan)
-
-
-def weight_grad(x, gy, spec, pads) -> np.ndarray:
-    """Depthwise weight gradient, stride 1: gw[c, t] = sum_n (padded x[n, c] correlated with gy[n, c])[t * d]."""
-    r, c_out = x.itemsize, gy.shape[1]
-    workspace.require({"fft": weight_grad_min_workspace(spec, x.shape, (c_out, 1) + spec.kernel_size, r)})
-    plan = _chosen_grad_plan(spec, x.shape, c_out, r)
-    if plan.blocked:
-        return _weight_grad_blocked(x, gy, spec, pads, plan)
-    workspace.make_room(_whole_grad_bytes(spec, x.shape, c_out, r, plan))
-    return _weight_grad_whole(x, gy, spec, pads, plan)
