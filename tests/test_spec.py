@@ -58,7 +58,33 @@ def test_spec_is_frozen_and_normalised():
 
 def test_same_at_stride_one_is_resolved_once():
     assert ConvSpec.build((4, 3), padding="same", dilation=(2, 1)).padding == ((3, 3), (1, 1))
-    assert ConvSpec.build(3, stride=2, padding="same").padding == "same"
+    same = ConvSpec.build(3, stride=2, padding="same")
+    assert (same.padding, same.same_rule) == (((0, 0), (0, 0)), "same")  # pairs always, the rule beside
+    assert same.pads((7, 8)) == ((1, 1), (0, 1))  # out = ceil(in / 2): 4 from 7 + 2 - 3, 4 from 8 + 1 - 3
+    assert ConvSpec.build(3, padding="same").same_rule is None  # stride 1: shape-free pairs, no rule
+
+
+def test_op_is_a_label_not_part_of_the_problem():
+    """F.conv2d, nn.Conv2d, keras and onnx of one shape are one spec: equal, one hash, one repr."""
+    specs = [ConvSpec.build((3, 3), 2, 1, op=op) for op in ("conv2d", "Conv2d", "Conv", "conv2d_keras")]
+    assert len(set(specs)) == 1 and len({repr(s) for s in specs}) == 1
+    assert [s.op for s in specs] == ["conv2d", "Conv2d", "Conv", "conv2d_keras"]
+    assert ConvSpec.build((3, 3), 2, 1) != ConvSpec.build((3, 3), 2, 2)
+
+
+def test_refusals_carry_the_rule_and_the_numbers():
+    from npconv.spec_errors import ConvRuleError
+    with pytest.raises(ConvRuleError) as refused:
+        ConvSpec.build((5, 5), padding=1, dilation=2, op="conv2d").out_spatial((6, 6))
+    error = refused.value
+    assert isinstance(error, ValueError)
+    assert (error.rule, error.param, error.dim, error.op) == ("kernel_fits", "kernel_size", 0, "conv2d")
+    assert {k: error.numbers[k] for k in ("size", "lo", "hi", "padded", "effective")} == \
+        {"size": 6, "lo": 1, "hi": 1, "padded": 8, "effective": 9}
+    assert error.nearest.startswith("padding 2 per side")
+    import pickle
+    again = pickle.loads(pickle.dumps(error))
+    assert (type(again), str(again), again.numbers) == (ConvRuleError, str(error), error.numbers)
 
 
 def test_weight_shapes_and_parameter_count():

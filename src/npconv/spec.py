@@ -19,7 +19,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from . import spec_errors as errors
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 TORCH_PADDING_STRINGS = ("same", "valid")
@@ -33,19 +35,27 @@ def is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def ntuple(value, n: int, name: str, op: str = "conv") -> tuple[int, ...]:
-    """An int or a length-n sequence of ints as an n-tuple (PyTorch's ``_ntuple``)."""
-    if is_int(value):
+def ntuple(value, n: int, name: str, op: str = "conv", *, minimum: int | None = None,
+           broadcast: bool = True) -> tuple[int, ...]:
+    """An int or a length-n sequence of ints as an n-tuple (PyTorch's ``_ntuple``): the one
+    normaliser every face uses.  ``broadcast=False`` refuses a bare int and a 1-sequence
+    (ONNX's ints attributes); ``minimum`` refuses smaller entries (rule 'positive')."""
+    values = _int_values(value, n, name, op, broadcast)
+    if minimum is not None and min(values, default=minimum) < minimum:
+        raise errors.not_positive(op, name, values, minimum)
+    return values
+
+
+def _int_values(value, n, name, op, broadcast) -> tuple[int, ...]:
+    if is_int(value) and broadcast:
         return (int(value),) * n
     if isinstance(value, (tuple, list)) and all(is_int(v) for v in value):
-        if len(value) == 1:
+        if len(value) == 1 and broadcast:
             return (int(value[0]),) * n
         if len(value) == n:
             return tuple(int(v) for v in value)
-        raise ValueError(
-            f"{op}: expected {name} to be a single integer value or a list of {n} values "
-            f"to match the convolution dimensions, but got {name}={list(value)}")
-    raise TypeError(f"{op}: {name} must be an int or a tuple of {n} ints, got {value!r}")
+        raise errors.tuple_length(op, name, n, value)
+    raise errors.tuple_type(op, name, n, value)
 
 
 def _pad_pair(value, name: str, op: str) -> tuple[int, int]:
@@ -53,8 +63,7 @@ def _pad_pair(value, name: str, op: str) -> tuple[int, int]:
         return (int(value), int(value))
     if isinstance(value, (tuple, list)) and len(value) == 2 and all(is_int(v) for v in value):
         return (int(value[0]), int(value[1]))
-    raise TypeError(f"{op}: each entry of {name} must be an int or an (lo, hi) pair of ints, "
-                    f"got {value!r}")
+    raise errors.pad_pair_type(op, name, value)
 
 
 def explicit_pads(padding, n: int, op: str = "conv") -> tuple[tuple[int, int], ...]:
@@ -65,12 +74,8 @@ def explicit_pads(padding, n: int, op: str = "conv") -> tuple[tuple[int, int], .
         pairs = tuple(_pad_pair(p, "padding", op) for p in padding)
         return pairs * n if len(pairs) == 1 else pairs
     if isinstance(padding, (tuple, list)):
-        raise ValueError(
-            f"{op}: expected padding to be a single integer value or a list of {n} values "
-            f"(ints or (lo, hi) pairs) to match the convolution dimensions, "
-            f"but got padding={list(padding)}")
-    raise TypeError(f"{op}: padding must be an int, a tuple of ints or (lo, hi) pairs, "
-                    f"or one of {TORCH_PADDING_STRINGS + EXTRA_PADDING_STRINGS}; got {padding!r}")
+        raise errors.padding_length(op, n, padding)
+    raise errors.padding_type(op, padding, TORCH_PADDING_STRINGS + EXTRA_PADDING_STRINGS)
 
 
 def same_pads(in_size: int, k: int, stride: int, dilation: int, lower: bool = False):
@@ -93,13 +98,17 @@ class ConvSpec:
 
     kernel_size: tuple[int, ...]
     stride: tuple[int, ...]
-    padding: tuple[tuple[int, int], ...] | str
+    padding: tuple[tuple[int, int], ...]  # (lo, hi) per dim; zeros while same_rule decides
     dilation: tuple[int, ...]
     groups: int = 1
     padding_mode: str = "zeros"
     transposed: bool = False
     output_padding: tuple[int, ...] = ()
-    op: str = "conv"
+    # the caller's label for messages: not part of the problem, so not of equality or hashing
+    # (functional, nn, keras and onnx calls of one shape share one autotune entry)
+    op: str = field(default="conv", compare=False, repr=False)
+    # 'same' or 'same_lower' where the pads depend on the input size (stride > 1), else None
+    same_rule: str | None = None
 
     @classmethod
     def build(cls, kernel_size, stride=1, padding=0, dilation=1, groups=1,
@@ -111,14 +120,19 @@ class ConvSpec:
         kernel = ntuple(kernel_size, n, "kernel_size", op)
         stride_t = ntuple(stride, n, "stride", op)
         dilation_t = ntuple(dilation, n, "dilation", op)
-        _check_positive(op, kernel=kernel, stride=stride_t, dilation=dilation_t)
+        _check_positive(op, kernel_size=kernel, stride=stride_t, dilation=dilation_t)
         _check_groups(op, groups)
         _check_padding_mode(op, padding_mode, transposed)
         pads = _normalise_padding(padding, kernel, stride_t, dilation_t, transposed, op)
         out_pad = ntuple(output_padding, n, "output_padding", op)
         _check_output_padding(op, out_pad, stride_t, dilation_t, transposed)
-        return cls(kernel, stride_t, pads, dilation_t, int(groups), padding_mode,
-                   bool(transposed), out_pad, op)
+        same_rule = pads if isinstance(pads, str) else None
+        return cls(kernel, stride_t, ((0, 0),) * n if same_rule else pads, dilation_t, int(groups),
+                   padding_mode, bool(transposed), out_pad, op, same_rule)
+
+    def with_pads(self, pads, **changes) -> "ConvSpec":
+        """This spec with explicit ``pads`` (the same rule dropped) and other fields changed."""
+        return dataclasses.replace(self, padding=tuple(pads), same_rule=None, **changes)
 
     # ---- questions the spec answers -------------------------------------------------
     @property
@@ -133,11 +147,32 @@ class ConvSpec:
     def kernel_volume(self) -> int:
         return math.prod(self.kernel_size)
 
+    @property
+    def unit_stride(self) -> bool:
+        return max(self.stride) == 1
+
+    @property
+    def undilated(self) -> bool:
+        return max(self.dilation) == 1
+
+    @property
+    def is_pointwise(self) -> bool:
+        """A 1x1 (x1) forward convolution without padding: a matrix product per pixel."""
+        return not self.transposed and self.kernel_volume == 1 and all(
+            lo == hi == 0 for lo, hi in self.pads((1,) * self.ndim))
+
+    def is_depthwise(self, in_channels: int) -> bool:
+        """One input channel per group (groups == C_in): a forward depthwise convolution."""
+        return not self.transposed and self.groups == in_channels
+
+    def channels_per_group(self, in_channels: int) -> int:
+        return in_channels // self.groups
+
     def pads(self, in_spatial) -> tuple[tuple[int, int], ...]:
         """Explicit (lo, hi) pairs for this input size."""
-        if isinstance(self.padding, tuple):
+        if self.same_rule is None:
             return self.padding
-        lower = self.padding == "same_lower"
+        lower = self.same_rule == "same_lower"
         return tuple(same_pads(i, k, s, d, lower) for i, k, s, d in
                      zip(in_spatial, self.kernel_size, self.stride, self.dilation))
 
@@ -158,7 +193,8 @@ class ConvSpec:
         rule = ("out = (in - 1) * stride - pad_lo - pad_hi + dilation * (k - 1) + 1 + output_padding"
                 if self.transposed else "out = floor((in + pad_lo + pad_hi - dilation * (k - 1) - 1) / stride) + 1")
         rows = [("op", self.op), ("kernel_size", str(self.kernel_size)), ("stride", str(self.stride)),
-                ("padding (lo, hi)", str(self.padding)), ("dilation", str(self.dilation)),
+                ("padding (lo, hi)", str(self.padding) if self.same_rule is None else
+                 f"{self.same_rule!r} (pads depend on the input size)"), ("dilation", str(self.dilation)),
                 ("groups", str(self.groups)), ("padding_mode", self.padding_mode)]
         if self.transposed:
             rows.append(("output_padding", str(self.output_padding)))
@@ -177,115 +213,64 @@ class ConvSpec:
         return tuple((b, b + s - 1) for b, s in zip(low, self.stride))
 
     def _transposed_out(self, in_spatial, pads) -> tuple[int, ...]:
-        out = tuple((i - 1) * s - lo - hi + ek + op for i, s, (lo, hi), ek, op in
+        out = tuple((i - 1) * s - lo - hi + ek + extra for i, s, (lo, hi), ek, extra in
                     zip(in_spatial, self.stride, pads, self.effective_kernel, self.output_padding))
         if min(out) < 1:
             d = min(range(len(out)), key=lambda i: out[i])
-            (lo, hi), raw = pads[d], out[d] + pads[d][0] + pads[d][1]
-            raise ValueError(
-                f"{self.op}: Given input size per channel: ({_x(in_spatial)}). Calculated output "
-                f"size per channel: ({_x(out)}). Output size is too small; "
-                f"rule: out = (in - 1) * stride - pad_lo - pad_hi + dilation * (k - 1) + 1 "
-                f"+ output_padding must be >= 1: in dim {d}, {out[d]} = {raw} - {lo} - {hi}; "
-                f"nearest valid: pad_lo + pad_hi <= {raw - 1}")
+            numbers = {"stride": self.stride[d], "kernel": self.kernel_size[d], "dilation": self.dilation[d],
+                       "output_padding": self.output_padding[d]}
+            raise errors.output_too_small(self.op, in_spatial, pads, out, numbers, d)
         return out
 
     def _check_kernel_fits(self, in_spatial, pads) -> None:
-        padded = tuple(i + lo + hi for i, (lo, hi) in zip(in_spatial, pads))
-        for d, (size, ek) in enumerate(zip(padded, self.effective_kernel)):
-            if size >= ek:
-                continue
-            lo, hi = pads[d]
-            raise ValueError(
-                f"{self.op}: Calculated padded input size per channel: ({_x(padded)}). Kernel size: "
-                f"({_x(self.effective_kernel)}). Kernel size can't be greater than actual input size: "
-                f"in dim {d} padded input {size} = {in_spatial[d]} + {lo} + {hi} < effective kernel "
-                f"{ek} = {self.dilation[d]}*({self.kernel_size[d]}-1)+1; nearest valid: "
-                + _kernel_fit_fixes(in_spatial[d], lo, hi, self.kernel_size[d], self.dilation[d]))
-
-
-def _kernel_fit_fixes(size: int, lo: int, hi: int, k: int, d: int) -> str:
-    """The settings nearest to a refused one that make the kernel fit the padded input."""
-    padded = size + lo + hi
-    missing = d * (k - 1) + 1 - padded
-    fixes = [f"padding {lo + -(-missing // 2)} per side (padded {size + 2 * (lo + -(-missing // 2))})"
-             if lo == hi else f"padding ({lo}, {hi + missing})"]
-    if k > 1 and padded > 1 and (padded - 1) // (k - 1) >= 1:
-        fixes.append(f"dilation={(padded - 1) // (k - 1)} (effective kernel "
-                     f"{(padded - 1) // (k - 1) * (k - 1) + 1})")
-    fixes.append(f"kernel_size={(padded - 1) // d + 1}")
-    return ", or ".join(fixes)
+        for d, ((lo, hi), size, ek) in enumerate(zip(pads, in_spatial, self.effective_kernel)):
+            if size + lo + hi < ek:
+                raise errors.kernel_too_big(self.op, in_spatial, pads, self.kernel_size, self.dilation, d)
 
 
 def check_mode_pad(mode: str, size: int, lo: int, hi: int, dim: int, op: str) -> None:
     """reflect needs pad < size, circular pad <= size (one wrap), as PyTorch's F.pad."""
     if mode == "reflect" and max(lo, hi) >= size:
-        raise ValueError(
-            f"{op}: padding_mode='reflect': Padding size should be less than the corresponding "
-            f"input dimension, but got: padding ({lo}, {hi}) at spatial dim {dim} of size {size} "
-            f"({max(lo, hi)} >= {size}); nearest valid: padding <= {size - 1} per side, or "
-            f"padding_mode='replicate' (no limit)")
+        raise errors.reflect_pad(op, size, lo, hi, dim)
     if mode == "circular" and max(lo, hi) > size:
-        raise ValueError(
-            f"{op}: padding_mode='circular': Padding value causes wrapping around more than once: "
-            f"padding ({lo}, {hi}) at spatial dim {dim} exceeds its size {size} ({max(lo, hi)} > {size}); "
-            f"nearest valid: padding <= {size} per side")
-
-
-def _x(values) -> str:
-    return " x ".join(str(v) for v in values)
+        raise errors.circular_pad(op, size, lo, hi, dim)
 
 
 def _check_positive(op, **named) -> None:
-    wording = {"kernel": "kernel size should be greater than zero",
-               "stride": "non-positive stride is not supported",
-               "dilation": "dilation should be greater than zero"}
     for name, values in named.items():
         if min(values) < 1:
-            label = "kernel_size" if name == "kernel" else name
-            raise ValueError(f"{op}: {wording[name]}, but got {label}={values} "
-                             f"(every entry must be >= 1)")
+            raise errors.not_positive(op, name, values)
 
 
 def _check_groups(op, groups) -> None:
     if not is_int(groups):
-        raise TypeError(f"{op}: groups must be a positive integer, got {groups!r}")
+        raise errors.groups_type(op, groups)
     if groups < 1:
-        raise ValueError(f"{op}: non-positive groups is not supported: groups must be a positive "
-                         f"integer, got groups={groups}")
+        raise errors.groups_not_positive(op, groups)
 
 
 def _check_padding_mode(op, mode, transposed) -> None:
     if mode not in PADDING_MODES:
-        raise ValueError(f"{op}: padding_mode must be one of {set(PADDING_MODES)}, "
-                         f"but got padding_mode={mode!r}")
+        raise errors.padding_mode(op, mode, PADDING_MODES)
     if transposed and mode != "zeros":
-        raise ValueError(f'{op}: Only "zeros" padding mode is supported for {_module_name(op)}, '
-                         f"got padding_mode={mode!r}")
-
-
-def _module_name(op: str) -> str:
-    return op.replace("conv_transpose", "ConvTranspose").replace("conv", "Conv")
+        raise errors.transposed_padding_mode(op, mode)
 
 
 def _normalise_padding(padding, kernel, stride, dilation, transposed, op):
+    """Explicit pairs, or the same rule's name where the pairs depend on the input size."""
     if isinstance(padding, str):
         return _padding_string(padding, kernel, stride, dilation, transposed, op)
     pairs = explicit_pads(padding, len(kernel), op)
     if min(min(p) for p in pairs) < 0:
-        raise ValueError(f"{op}: negative padding is not supported, got padding={padding!r} "
-                         f"(every pad must be >= 0)")
+        raise errors.negative_padding(op, padding)
     return pairs
 
 
 def _padding_string(padding, kernel, stride, dilation, transposed, op):
-    known = TORCH_PADDING_STRINGS + EXTRA_PADDING_STRINGS
-    if padding not in known:
-        raise ValueError(f"{op}: Invalid padding string {padding!r}, should be one of "
-                         f"{{'same', 'valid'}} (npconv also accepts {EXTRA_PADDING_STRINGS})")
+    if padding not in TORCH_PADDING_STRINGS + EXTRA_PADDING_STRINGS:
+        raise errors.padding_string(op, padding, EXTRA_PADDING_STRINGS)
     if transposed and padding != "valid":
-        raise ValueError(f"{op}: padding={padding!r} is not defined for transposed convolution; "
-                         f"give explicit pads (ints or (lo, hi) pairs) or 'valid'")
+        raise errors.same_transposed(op, padding)
     if padding == "valid":
         return ((0, 0),) * len(kernel)
     if padding == "causal":
@@ -297,28 +282,20 @@ def _padding_string(padding, kernel, stride, dilation, transposed, op):
 
 def _check_output_padding(op, out_pad, stride, dilation, transposed) -> None:
     if min(out_pad) < 0:
-        raise ValueError(f"{op}: negative output_padding is not supported, got output_padding={out_pad}")
+        raise errors.output_padding_negative(op, out_pad)
     if not transposed:
         if max(out_pad) > 0:
-            raise ValueError(f"{op}: output_padding={out_pad} only applies to transposed convolution")
+            raise errors.output_padding_conv(op, out_pad)
         return
     for d, (p, s, dil) in enumerate(zip(out_pad, stride, dilation)):
         if p >= max(s, dil):
-            raise ValueError(
-                f"{op}: output padding must be smaller than either stride or dilation, but got "
-                f"output_padding={out_pad}, stride={stride}, dilation={dilation}: in dim {d} "
-                f"output_padding {p} >= max(stride {s}, dilation {dil}); nearest valid: {max(s, dil) - 1}")
-
-
-def _size(shape) -> str:
-    return "[" + ", ".join(str(v) for v in shape) + "]"
+            raise errors.output_padding_limit(op, out_pad, stride, dilation, d)
 
 
 def check_input_rank(op: str, n: int, input_shape) -> bool:
     """Whether the input is batched; refuses anything but (N, C, *n) and (C, *n)."""
     if len(input_shape) not in (n + 1, n + 2):
-        raise ValueError(f"Expected {n + 1}D (unbatched) or {n + 2}D (batched) input to {op}, "
-                         f"but got input of size: {_size(input_shape)}")
+        raise errors.input_rank(op, n, input_shape)
     return len(input_shape) == n + 2
 
 
@@ -329,46 +306,34 @@ def check_operands(spec: ConvSpec, input_shape, weight_shape, bias_shape=None) -
     """
     op, g = spec.op, spec.groups
     if min(input_shape[2:]) < 1:
-        raise ValueError(f"{op}: every spatial size of the input must be >= 1, got input of size "
-                         f"{_size(input_shape)}")
+        raise errors.spatial_size(op, input_shape)
     if len(weight_shape) != spec.ndim + 2:
-        layout = "in_channels, out_channels/groups" if spec.transposed else "out_channels, in_channels/groups"
-        raise ValueError(f"{op}: weight must be {spec.ndim + 2}-D ({layout}, *kernel_size), "
-                         f"got weight of size {_size(weight_shape)}")
+        raise errors.weight_rank(op, spec.ndim, spec.transposed, weight_shape)
     if weight_shape[0] < 1 or weight_shape[0] % g:
-        what = "at least 1" if weight_shape[0] < 1 else f"divisible by {g}"
-        raise ValueError(f"{op}: Given groups={g}, expected weight to be {what} at dimension 0, "
-                         f"but got weight of size {_size(weight_shape)} instead "
-                         f"({weight_shape[0]} % {g} = {weight_shape[0] % g})")
+        raise errors.weight_groups(op, g, weight_shape)
     expected_c = weight_shape[0] if spec.transposed else weight_shape[1] * g
     if input_shape[1] != expected_c:
-        given = "transposed=1" if spec.transposed else f"groups={g}"
-        rule = "weight.shape[0]" if spec.transposed else f"weight.shape[1] * groups = {weight_shape[1]} * {g}"
-        raise ValueError(f"{op}: Given {given}, weight of size {_size(weight_shape)}, expected "
-                         f"input{_size(input_shape)} to have {expected_c} channels, but got "
-                         f"{input_shape[1]} channels instead (rule: in_channels = {rule})"
-                         + _channel_fix(spec, input_shape[1], weight_shape))
+        raise errors.input_channels(op, g, spec.transposed, input_shape, weight_shape, expected_c,
+                                    _channel_fix(spec, input_shape[1], weight_shape))
     out_channels = weight_shape[1] * g if spec.transposed else weight_shape[0]
     if bias_shape is not None and tuple(bias_shape) != (out_channels,):
-        raise ValueError(f"{op}: Given weight of size {_size(weight_shape)}, expected bias to be "
-                         f"1-dimensional with {out_channels} elements, but got bias of size "
-                         f"{_size(bias_shape)} instead")
+        raise errors.bias_shape(op, out_channels, bias_shape, weight_shape)
     return out_channels
 
 
-def _channel_fix(spec: ConvSpec, channels: int, weight_shape) -> str:
+def _channel_fix(spec: ConvSpec, channels: int, weight_shape) -> str | None:
     """The groups (or weight) that would take ``channels`` input channels."""
+    shape = errors.shape_text
     if spec.transposed:
-        return f"; nearest valid: a weight of size {_size((channels,) + tuple(weight_shape[1:]))}"
+        return f"a weight of size {shape((channels,) + tuple(weight_shape[1:]))}"
     per_group = weight_shape[1]
     if per_group == 0 or channels == 0:  # no groups count can fix an empty side
-        return ""
+        return None
     groups = channels // per_group
     if channels % per_group == 0 and weight_shape[0] % groups == 0:
-        return f"; nearest valid: groups={groups} ({channels} = {per_group} * {groups})"
-    return (f"; nearest valid: a weight of size "
-            f"{_size((weight_shape[0], channels // spec.groups) + tuple(weight_shape[2:]))}"
-            if channels % spec.groups == 0 else "")
+        return f"groups={groups} ({channels} = {per_group} * {groups})"
+    return (f"a weight of size {shape((weight_shape[0], channels // spec.groups) + tuple(weight_shape[2:]))}"
+            if channels % spec.groups == 0 else None)
 
 
 def weight_shape(in_channels: int, out_channels: int, kernel_size, groups: int = 1,

@@ -21,7 +21,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..nn.conv import Conv2d, _ConvNd, check_module_dtype
+from ..nn.conv import Conv2d, ConvNd, check_module_dtype
 from ..nn.layers import Flatten, Linear, _PoolNd
 from ..nn.module import Module, Sequential
 from ..nn.separable import DepthwiseSeparableConv2d
@@ -157,7 +157,7 @@ def _flatten(layers) -> list[Module]:
 
 
 def _layer_row(name, module, shape, rf, jump) -> LayerShape:
-    if isinstance(module, _ConvNd):
+    if isinstance(module, ConvNd):
         return _conv_row(name, module, shape, rf, jump)
     if isinstance(module, _PoolNd):
         k, s, d, pads, out = module._geometry(shape[2:])
@@ -175,7 +175,7 @@ def _layer_row(name, module, shape, rf, jump) -> LayerShape:
 
 
 def _conv_row(name, module, shape, rf, jump) -> LayerShape:
-    spec: ConvSpec = module._spec
+    spec: ConvSpec = module.spec
     if len(shape) != spec.ndim + 2 or shape[1] != module.in_channels:
         raise ValueError(f"{name}: expects input (N, {module.in_channels}, {spec.ndim} spatial sizes), "
                          f"got shape {shape}")
@@ -247,7 +247,7 @@ class Unallocated:
 def shape_only(cls: type) -> type:
     """``cls`` with every parameter :class:`Unallocated`: the same validation, spec, attributes
     and class name, and no memory for weights.  Layers without parameters are returned as is."""
-    if issubclass(cls, _ConvNd):
+    if issubclass(cls, ConvNd):
         body = {"_create_parameters": _unallocated_conv_parameters}
     elif issubclass(cls, Linear):
         body = {"__init__": _unallocated_linear_init}
@@ -260,7 +260,7 @@ def shape_only(cls: type) -> type:
 
 
 def _unallocated_conv_parameters(self, bias: bool) -> None:
-    """_ConvNd._create_parameters, with the weight and bias only described."""
+    """ConvNd._create_parameters, with the weight and bias only described."""
     name = type(self).__name__
     shape = weight_shape(self.in_channels, self.out_channels, self.kernel_size, self.groups, self.transposed)
     self._parameters["weight"] = Unallocated(shape, self._dtype, name)

@@ -31,8 +31,10 @@ def check_module_dtype(dtype, device) -> np.dtype:
     return dtype
 
 
-class _ConvNd(Module):
-    """Shared by every convolution module; ``_n`` spatial dims, ``transposed`` or not."""
+class ConvNd(Module):
+    """Shared by every convolution module; ``_n`` spatial dims, ``transposed`` or not.
+
+    Other faces read a module's validated parameters through :attr:`spec`."""
 
     _n = 2
     transposed = False
@@ -73,6 +75,11 @@ class _ConvNd(Module):
         self.weight[...] = generator().uniform(-bound, bound, self.weight.shape)
         if self.bias is not None:
             self.bias[...] = generator().uniform(-bound, bound, self.bias.shape)
+
+    @property
+    def spec(self) -> ConvSpec:
+        """The module's validated :class:`npconv.spec.ConvSpec` (read-only)."""
+        return self._spec
 
     # ---- forward / backward --------------------------------------------------------
     def forward(self, input):
@@ -167,7 +174,7 @@ def _flatten(padding):
     return [v for p in padding for v in (p if isinstance(p, tuple) else (p,))]
 
 
-class _ConvTransposeNd(_ConvNd):
+class _ConvTransposeNd(ConvNd):
     transposed = True
 
     def forward(self, input, output_size=None):
@@ -199,7 +206,7 @@ class _ConvTransposeNd(_ConvNd):
 
 
 def _conv_class(n: int, transposed: bool):
-    base = _ConvTransposeNd if transposed else _ConvNd
+    base = _ConvTransposeNd if transposed else ConvNd
     name = f"ConvTranspose{n}d" if transposed else f"Conv{n}d"
 
     if transposed:

@@ -107,7 +107,7 @@ class DepthwiseSeparableConv2d(Module):
         if shape[-3] != self.in_channels:
             raise ValueError(f"DepthwiseSeparableConv2d.savings: input_shape {shape} has {shape[-3]} channels, "
                              f"the layer takes in_channels={self.in_channels}")
-        out_spatial = self.depthwise._spec.out_spatial(shape[-2:])
+        out_spatial = self.depthwise.spec.out_spatial(shape[-2:])
         pixels = (shape[0] if batched else 1) * math.prod(out_spatial)
         k, hidden = math.prod(self.kernel_size), self.in_channels * self.depth_multiplier
         bias = self.pointwise.bias is not None

@@ -1,0 +1,337 @@
+"""Refusals as data: which rule a setting breaks, where, the numbers, and the nearest valid one.
+
+:class:`npconv.spec.ConvSpec` owns every shape rule; when a setting breaks one it raises a
+:class:`ConvRuleError` (a ``ValueError``) or :class:`ConvRuleTypeError` (a ``TypeError``)
+whose message is PyTorch's wording.  Other faces do not check the rule again: they catch the
+refusal and say it in their own words with :func:`worded`::
+
+    with worded(KERAS_WORDS):        # {rule: function(error) -> message}
+        spec.out_spatial(in_spatial)
+
+A face that has no words for a rule passes PyTorch's message through unchanged.
+
+The rules (``error.rule``) and the numbers each carries (``error.numbers``):
+
+=========================  ===============================================================
+rule                       numbers
+=========================  ===============================================================
+``tuple_length``           n, values
+``tuple_type``             n, value
+``positive``               values, minimum
+``padding_string``         value
+``padding_type``           value
+``padding_length``         n, values
+``same_transposed``        value
+``negative_padding``       value
+``padding_mode``           value
+``transposed_padding_mode``  value
+``output_padding_negative``  values
+``output_padding_conv``    values
+``output_padding_limit``   values, stride, dilation, output_padding, limit (dim set)
+``kernel_fits``            size, lo, hi, padded, kernel, dilation, effective, in_spatial,
+                           padded_spatial, effective_kernel (dim set)
+``reflect_pad``            size, lo, hi (dim set)
+``circular_pad``           size, lo, hi (dim set)
+``output_size``            size, stride, lo, hi, kernel, dilation, output_padding, out,
+                           in_spatial, out_spatial (dim set)
+``input_rank``             n, shape
+``spatial_size``           shape
+``weight_rank``            n, shape
+``weight_groups``          groups, shape
+``input_channels``         groups, channels, expected, weight_shape, input_shape
+``bias_shape``             out_channels, shape, weight_shape
+=========================  ===============================================================
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Mapping
+
+
+class ConvRule(Exception):
+    """What every refusal carries; raised as :class:`ConvRuleError` or :class:`ConvRuleTypeError`.
+
+    ``rule`` names the broken rule, ``param`` the parameter it is about, ``op`` the caller's
+    label, ``dim`` the spatial dim (or None), ``numbers`` the values the rule compared and
+    ``nearest`` the nearest valid setting in words (or None)."""
+
+    def __init__(self, message: str, *, rule: str, param: str, op: str = "conv", dim: int | None = None,
+                 numbers: Mapping | None = None, nearest: str | None = None):
+        super().__init__(message)
+        self.rule, self.param, self.op, self.dim = rule, param, op, dim
+        self.numbers = dict(numbers or {})
+        self.nearest = nearest
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+    def reworded(self, message: str) -> "ConvRule":
+        """The same refusal (same class and fields) said in other words."""
+        return type(self)(message, rule=self.rule, param=self.param, op=self.op, dim=self.dim,
+                          numbers=self.numbers, nearest=self.nearest)
+
+    def __reduce__(self):  # keyword-only fields: pickle (multiprocessing, Dask) rebuilds through this
+        return _rebuild, (type(self), self.message, self.rule, self.param, self.op, self.dim,
+                          self.numbers, self.nearest)
+
+
+def _rebuild(cls, message, rule, param, op, dim, numbers, nearest):
+    return cls(message, rule=rule, param=param, op=op, dim=dim, numbers=numbers, nearest=nearest)
+
+
+class ConvRuleError(ConvRule, ValueError):
+    """A setting or shape that breaks a convolution rule."""
+
+
+class ConvRuleTypeError(ConvRule, TypeError):
+    """A parameter of the wrong type (a float kernel size, a dict for padding)."""
+
+
+Words = Mapping[str, Callable[[ConvRule], "str | BaseException"]]
+
+
+def rendered(error: ConvRule, words: Words) -> BaseException:
+    """``error`` in a face's words: its function's message (or exception), else unchanged."""
+    render = words.get(error.rule)
+    if render is None:
+        return error
+    said = render(error)
+    return said if isinstance(said, BaseException) else error.reworded(said)
+
+
+@contextmanager
+def worded(words: Words):
+    """Re-raise a refusal from the block in ``words`` (see the module docstring)."""
+    try:
+        yield
+    except ConvRule as error:
+        raise rendered(error, words) from None
+
+
+# ---- PyTorch's words: the default message of each rule ----------------------------------
+
+def _x(values) -> str:
+    return " x ".join(str(v) for v in values)
+
+
+def shape_text(shape) -> str:
+    return "[" + ", ".join(str(v) for v in shape) + "]"
+
+
+def _module_name(op: str) -> str:
+    return op.replace("conv_transpose", "ConvTranspose").replace("conv", "Conv")
+
+
+def tuple_length(op, name, n, values) -> ConvRuleError:
+    return ConvRuleError(
+        f"{op}: expected {name} to be a single integer value or a list of {n} values "
+        f"to match the convolution dimensions, but got {name}={list(values)}",
+        rule="tuple_length", param=name, op=op, numbers={"n": n, "values": list(values)})
+
+
+def tuple_type(op, name, n, value) -> ConvRuleTypeError:
+    return ConvRuleTypeError(f"{op}: {name} must be an int or a tuple of {n} ints, got {value!r}",
+                             rule="tuple_type", param=name, op=op, numbers={"n": n, "value": value})
+
+
+POSITIVE_WORDING = {"kernel_size": "kernel size should be greater than zero",
+                    "stride": "non-positive stride is not supported",
+                    "dilation": "dilation should be greater than zero"}
+
+
+def not_positive(op, name, values, minimum=1) -> ConvRuleError:
+    wording = POSITIVE_WORDING.get(name, f"{name} must be >= {minimum}")
+    return ConvRuleError(f"{op}: {wording}, but got {name}={tuple(values)} (every entry must be >= {minimum})",
+                         rule="positive", param=name, op=op,
+                         numbers={"values": tuple(values), "minimum": minimum})
+
+
+def groups_type(op, groups) -> ConvRuleTypeError:
+    return ConvRuleTypeError(f"{op}: groups must be a positive integer, got {groups!r}",
+                             rule="groups_type", param="groups", op=op, numbers={"value": groups})
+
+
+def groups_not_positive(op, groups) -> ConvRuleError:
+    return ConvRuleError(f"{op}: non-positive groups is not supported: groups must be a positive "
+                         f"integer, got groups={groups}", rule="positive", param="groups", op=op,
+                         numbers={"values": (groups,), "minimum": 1}, nearest="groups=1")
+
+
+def padding_mode(op, mode, modes) -> ConvRuleError:
+    return ConvRuleError(f"{op}: padding_mode must be one of {set(modes)}, but got padding_mode={mode!r}",
+                         rule="padding_mode", param="padding_mode", op=op, numbers={"value": mode})
+
+
+def transposed_padding_mode(op, mode) -> ConvRuleError:
+    return ConvRuleError(f'{op}: Only "zeros" padding mode is supported for {_module_name(op)}, '
+                         f"got padding_mode={mode!r}", rule="transposed_padding_mode", param="padding_mode",
+                         op=op, numbers={"value": mode}, nearest="padding_mode='zeros'")
+
+
+def pad_pair_type(op, name, value) -> ConvRuleTypeError:
+    return ConvRuleTypeError(f"{op}: each entry of {name} must be an int or an (lo, hi) pair of ints, "
+                             f"got {value!r}", rule="padding_type", param=name, op=op, numbers={"value": value})
+
+
+def padding_length(op, n, values) -> ConvRuleError:
+    return ConvRuleError(
+        f"{op}: expected padding to be a single integer value or a list of {n} values "
+        f"(ints or (lo, hi) pairs) to match the convolution dimensions, but got padding={list(values)}",
+        rule="padding_length", param="padding", op=op, numbers={"n": n, "values": list(values)})
+
+
+def padding_type(op, value, strings) -> ConvRuleTypeError:
+    return ConvRuleTypeError(f"{op}: padding must be an int, a tuple of ints or (lo, hi) pairs, "
+                             f"or one of {strings}; got {value!r}",
+                             rule="padding_type", param="padding", op=op, numbers={"value": value})
+
+
+def padding_string(op, value, extra) -> ConvRuleError:
+    return ConvRuleError(f"{op}: Invalid padding string {value!r}, should be one of "
+                         f"{{'same', 'valid'}} (npconv also accepts {extra})",
+                         rule="padding_string", param="padding", op=op, numbers={"value": value})
+
+
+def same_transposed(op, value) -> ConvRuleError:
+    return ConvRuleError(f"{op}: padding={value!r} is not defined for transposed convolution; "
+                         f"give explicit pads (ints or (lo, hi) pairs) or 'valid'",
+                         rule="same_transposed", param="padding", op=op, numbers={"value": value})
+
+
+def negative_padding(op, value) -> ConvRuleError:
+    return ConvRuleError(f"{op}: negative padding is not supported, got padding={value!r} "
+                         f"(every pad must be >= 0)", rule="negative_padding", param="padding", op=op,
+                         numbers={"value": value})
+
+
+def output_padding_negative(op, values) -> ConvRuleError:
+    return ConvRuleError(f"{op}: negative output_padding is not supported, got output_padding={values}",
+                         rule="output_padding_negative", param="output_padding", op=op,
+                         numbers={"values": values})
+
+
+def output_padding_conv(op, values) -> ConvRuleError:
+    return ConvRuleError(f"{op}: output_padding={values} only applies to transposed convolution",
+                         rule="output_padding_conv", param="output_padding", op=op, numbers={"values": values})
+
+
+def output_padding_limit(op, values, stride, dilation, dim) -> ConvRuleError:
+    p, s, d = values[dim], stride[dim], dilation[dim]
+    return ConvRuleError(
+        f"{op}: output padding must be smaller than either stride or dilation, but got "
+        f"output_padding={values}, stride={stride}, dilation={dilation}: in dim {dim} "
+        f"output_padding {p} >= max(stride {s}, dilation {d}); nearest valid: {max(s, d) - 1}",
+        rule="output_padding_limit", param="output_padding", op=op, dim=dim,
+        numbers={"values": values, "stride": stride, "dilation": dilation, "output_padding": p,
+                 "limit": max(s, d) - 1}, nearest=f"output_padding {max(s, d) - 1} in dim {dim}")
+
+
+def kernel_too_big(op, in_spatial, pads, kernel, dilation, dim) -> ConvRuleError:
+    """The effective kernel is larger than the padded input in ``dim``."""
+    padded = tuple(i + lo + hi for i, (lo, hi) in zip(in_spatial, pads))
+    effective = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    (lo, hi), size, k, d = pads[dim], in_spatial[dim], kernel[dim], dilation[dim]
+    nearest = kernel_fit_fixes(size, lo, hi, k, d)
+    return ConvRuleError(
+        f"{op}: Calculated padded input size per channel: ({_x(padded)}). Kernel size: "
+        f"({_x(effective)}). Kernel size can't be greater than actual input size: "
+        f"in dim {dim} padded input {padded[dim]} = {size} + {lo} + {hi} < effective kernel "
+        f"{effective[dim]} = {d}*({k}-1)+1; nearest valid: {nearest}",
+        rule="kernel_fits", param="kernel_size", op=op, dim=dim, nearest=nearest,
+        numbers={"size": size, "lo": lo, "hi": hi, "padded": padded[dim], "kernel": k, "dilation": d,
+                 "effective": effective[dim], "in_spatial": tuple(in_spatial), "pads": tuple(pads),
+                 "padded_spatial": padded, "effective_kernel": effective})
+
+
+def kernel_fit_fixes(size: int, lo: int, hi: int, k: int, d: int) -> str:
+    """The settings nearest to a refused one that make the kernel fit the padded input."""
+    padded = size + lo + hi
+    missing = d * (k - 1) + 1 - padded
+    fixes = [f"padding {lo + -(-missing // 2)} per side (padded {size + 2 * (lo + -(-missing // 2))})"
+             if lo == hi else f"padding ({lo}, {hi + missing})"]
+    if k > 1 and padded > 1 and (padded - 1) // (k - 1) >= 1:
+        fixes.append(f"dilation={(padded - 1) // (k - 1)} (effective kernel "
+                     f"{(padded - 1) // (k - 1) * (k - 1) + 1})")
+    fixes.append(f"kernel_size={(padded - 1) // d + 1}")
+    return ", or ".join(fixes)
+
+
+def reflect_pad(op, size, lo, hi, dim) -> ConvRuleError:
+    return ConvRuleError(
+        f"{op}: padding_mode='reflect': Padding size should be less than the corresponding "
+        f"input dimension, but got: padding ({lo}, {hi}) at spatial dim {dim} of size {size} "
+        f"({max(lo, hi)} >= {size}); nearest valid: padding <= {size - 1} per side, or "
+        f"padding_mode='replicate' (no limit)", rule="reflect_pad", param="padding", op=op, dim=dim,
+        numbers={"size": size, "lo": lo, "hi": hi}, nearest=f"padding <= {size - 1} per side")
+
+
+def circular_pad(op, size, lo, hi, dim) -> ConvRuleError:
+    return ConvRuleError(
+        f"{op}: padding_mode='circular': Padding value causes wrapping around more than once: "
+        f"padding ({lo}, {hi}) at spatial dim {dim} exceeds its size {size} ({max(lo, hi)} > {size}); "
+        f"nearest valid: padding <= {size} per side", rule="circular_pad", param="padding", op=op,
+        dim=dim, numbers={"size": size, "lo": lo, "hi": hi}, nearest=f"padding <= {size} per side")
+
+
+def output_too_small(op, in_spatial, pads, out, spec_numbers, dim) -> ConvRuleError:
+    """A transposed convolution's output size below 1 in ``dim``; ``spec_numbers`` holds the
+    spec's stride, kernel, dilation and output_padding in that dim."""
+    (lo, hi), raw = pads[dim], out[dim] + pads[dim][0] + pads[dim][1]
+    return ConvRuleError(
+        f"{op}: Given input size per channel: ({_x(in_spatial)}). Calculated output "
+        f"size per channel: ({_x(out)}). Output size is too small; "
+        f"rule: out = (in - 1) * stride - pad_lo - pad_hi + dilation * (k - 1) + 1 "
+        f"+ output_padding must be >= 1: in dim {dim}, {out[dim]} = {raw} - {lo} - {hi}; "
+        f"nearest valid: pad_lo + pad_hi <= {raw - 1}", rule="output_size", param="padding", op=op, dim=dim,
+        nearest=f"pad_lo + pad_hi <= {raw - 1}",
+        numbers={"size": in_spatial[dim], "lo": lo, "hi": hi, "out": out[dim], "full": raw,
+                 "in_spatial": tuple(in_spatial), "out_spatial": tuple(out), **spec_numbers})
+
+
+def input_rank(op, n, shape) -> ConvRuleError:
+    return ConvRuleError(f"Expected {n + 1}D (unbatched) or {n + 2}D (batched) input to {op}, "
+                         f"but got input of size: {shape_text(shape)}", rule="input_rank", param="input", op=op,
+                         numbers={"n": n, "shape": tuple(shape)})
+
+
+def spatial_size(op, shape) -> ConvRuleError:
+    return ConvRuleError(f"{op}: every spatial size of the input must be >= 1, got input of size "
+                         f"{shape_text(shape)}", rule="spatial_size", param="input", op=op,
+                         numbers={"shape": tuple(shape)})
+
+
+def weight_rank(op, n, transposed, shape) -> ConvRuleError:
+    layout = "in_channels, out_channels/groups" if transposed else "out_channels, in_channels/groups"
+    return ConvRuleError(f"{op}: weight must be {n + 2}-D ({layout}, *kernel_size), "
+                         f"got weight of size {shape_text(shape)}", rule="weight_rank", param="weight", op=op,
+                         numbers={"n": n, "shape": tuple(shape)})
+
+
+def weight_groups(op, groups, shape) -> ConvRuleError:
+    what = "at least 1" if shape[0] < 1 else f"divisible by {groups}"
+    return ConvRuleError(f"{op}: Given groups={groups}, expected weight to be {what} at dimension 0, "
+                         f"but got weight of size {shape_text(shape)} instead "
+                         f"({shape[0]} % {groups} = {shape[0] % groups})", rule="weight_groups",
+                         param="weight", op=op, numbers={"groups": groups, "shape": tuple(shape)})
+
+
+def input_channels(op, groups, transposed, input_shape, weight_shape, expected, nearest) -> ConvRuleError:
+    given = "transposed=1" if transposed else f"groups={groups}"
+    rule = "weight.shape[0]" if transposed else f"weight.shape[1] * groups = {weight_shape[1]} * {groups}"
+    return ConvRuleError(f"{op}: Given {given}, weight of size {shape_text(weight_shape)}, expected "
+                         f"input{shape_text(input_shape)} to have {expected} channels, but got "
+                         f"{input_shape[1]} channels instead (rule: in_channels = {rule})"
+                         + (f"; nearest valid: {nearest}" if nearest else ""),
+                         rule="input_channels", param="input", op=op, nearest=nearest,
+                         numbers={"groups": groups, "channels": input_shape[1], "expected": expected,
+                                  "weight_shape": tuple(weight_shape), "input_shape": tuple(input_shape)})
+
+
+def bias_shape(op, out_channels, shape, weight_shape) -> ConvRuleError:
+    return ConvRuleError(f"{op}: Given weight of size {shape_text(weight_shape)}, expected bias to be "
+                         f"1-dimensional with {out_channels} elements, but got bias of size "
+                         f"{shape_text(shape)} instead", rule="bias_shape", param="bias", op=op,
+                         numbers={"out_channels": out_channels, "shape": tuple(shape),
+                                  "weight_shape": tuple(weight_shape)})
