@@ -6,7 +6,7 @@ import time
 import pytest
 
 from npconv import nn
-from npconv.nn.conv import HINT_SEARCH_STEPS, nearest_divisor
+from npconv.spec_errors import HINT_SEARCH_STEPS, nearest_divisor
 
 HANG_GUARD_S = 2.0  # not a speed test: the refusal takes microseconds, a scan took hours
 MERSENNE_PRIME = 2**61 - 1

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from . import numerics, select, threads
@@ -100,7 +98,7 @@ def as_forward_convolution(spec: ConvSpec, w, pads):
     flipped = w[(slice(None), slice(None)) + (slice(None, None, -1),) * n]
     swapped = flipped.reshape((g, c_in // g, c_out_g) + spec.kernel_size).swapaxes(1, 2)
     weight = np.ascontiguousarray(swapped.reshape((g * c_out_g, c_in // g) + spec.kernel_size))
-    new_pads = tuple((d * (k - 1) - lo, d * (k - 1) - hi + op) for (lo, hi), k, d, op in
+    new_pads = tuple((d * (k - 1) - lo, d * (k - 1) - hi + extra) for (lo, hi), k, d, extra in
                      zip(pads, spec.kernel_size, spec.dilation, spec.output_padding))
-    conv_spec = dataclasses.replace(spec, transposed=False, padding=new_pads, output_padding=(0,) * n)
+    conv_spec = spec.with_pads(new_pads, transposed=False, output_padding=(0,) * n)
     return conv_spec, weight, new_pads

@@ -21,6 +21,7 @@ import numpy as np
 from . import core
 from .arrays import as_real_array, compute_dtypes
 from .memory import check_allocation
+from . import spec_errors as errors
 from .spec import ConvSpec, check_input_rank, check_mode_pad, ntuple
 from .windows import col2im, im2col
 
@@ -105,20 +106,25 @@ def _block_spec(op, n, kernel_size, dilation, padding, stride) -> ConvSpec:
     return ConvSpec.build(kernel_size, stride, padding, dilation, ndim=n, op=op)
 
 
-def _sliding_blocks(spec: ConvSpec, spatial, op) -> tuple[int, ...]:
-    """Number of block positions per dim, refused with PyTorch's wording when any is < 1."""
-    pads = spec.pads(spatial)
-    blocks = tuple((size + lo + hi - ek) // s + 1 for size, (lo, hi), ek, s in
-                   zip(spatial, pads, spec.effective_kernel, spec.stride))
-    if min(blocks) < 1:
-        raise ValueError(
-            f"{op}: Given input with spatial size {tuple(spatial)}, kernel_size={spec.kernel_size}, "
-            f"dilation={spec.dilation}, padding={tuple(lo for lo, _ in pads)}, calculated shape of "
-            f"the array of sliding blocks as {blocks}, but its components must be at least one "
-            f"(rule: (size + 2*padding - (dilation*(kernel_size-1)+1)) // stride + 1); nearest valid: "
-            + "; ".join(f"dim {d}: padding >= {-(-(ek - size) // 2)}" for d, (size, ek, b) in
-                        enumerate(zip(spatial, spec.effective_kernel, blocks)) if b < 1))
-    return blocks
+def _blocks_words(spec: ConvSpec) -> dict:
+    """unfold's and fold's wording (PyTorch's) of the spec's refusal of a kernel larger than
+    the padded input: the array of sliding blocks would have a side below one."""
+    def say(error) -> str:
+        spatial, pads, blocks = (error.numbers[k] for k in ("in_spatial", "pads", "blocks"))
+        fixes = "; ".join(f"dim {d}: padding >= {-(-(ek - size) // 2)}" for d, (size, ek, b) in
+                          enumerate(zip(spatial, error.numbers["effective_kernel"], blocks)) if b < 1)
+        return (f"{error.op}: Given input with spatial size {tuple(spatial)}, kernel_size={spec.kernel_size}, "
+                f"dilation={spec.dilation}, padding={tuple(lo for lo, _ in pads)}, calculated shape of "
+                f"the array of sliding blocks as {blocks}, but its components must be at least one "
+                f"(rule: (size + 2*padding - (dilation*(kernel_size-1)+1)) // stride + 1); nearest valid: "
+                + fixes)
+    return {"kernel_fits": say}
+
+
+def _block_counts(spec: ConvSpec, spatial) -> tuple[int, ...]:
+    """Number of block positions per dim: the spec's output size, refused in unfold's words."""
+    with errors.worded(_blocks_words(spec)):
+        return spec.out_spatial(spatial)
 
 
 def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
@@ -140,7 +146,7 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     x = as_real_array(input, "input", op)
     batched = check_input_rank(op, n, x.shape)
     xb = x if batched else x[None]
-    blocks = _sliding_blocks(spec, xb.shape[2:], op)
+    blocks = _block_counts(spec, xb.shape[2:])
     check_allocation(f"{op} output", (xb.shape[0], xb.shape[1] * spec.kernel_volume, math.prod(blocks)), x.dtype)
     cols = im2col(xb, spec.kernel_size, spec.stride, spec.dilation, spec.pads(xb.shape[2:]), blocks)
     cols = cols.reshape(xb.shape[0], xb.shape[1] * spec.kernel_volume, math.prod(blocks))
@@ -164,17 +170,11 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     cols = cols if batched else cols[None]
     k = spec.kernel_volume
     if cols.shape[1] % k:
-        raise ValueError(f"{op}: Expected size of input's dimension 1 to be divisible by the product "
-                         f"of kernel_size, but got input.size(1)={cols.shape[1]} and "
-                         f"kernel_size={spec.kernel_size} ({cols.shape[1]} % {k} = {cols.shape[1] % k}).")
-    blocks = _sliding_blocks(spec, size, op)
+        raise errors.fold_channels(op, cols.shape[1], spec.kernel_size)
+    blocks = _block_counts(spec, size)
     if cols.shape[2] != math.prod(blocks):
-        raise ValueError(
-            f"{op}: Given output_size={size}, kernel_size={spec.kernel_size}, "
-            f"dilation={spec.dilation}, padding={tuple(lo for lo, _ in spec.pads(size))}, "
-            f"stride={spec.stride}, expected size of input's dimension 2 to match the calculated "
-            f"number of sliding blocks {' * '.join(map(str, blocks))} = {math.prod(blocks)}, but got "
-            f"input.size(2)={cols.shape[2]}.")
+        raise errors.fold_blocks(op, cols.shape[2], size, spec.kernel_size, spec.dilation, spec.pads(size),
+                                 spec.stride, blocks)
     compute, result = compute_dtypes(cols)
     check_allocation(f"{op} output", (cols.shape[0], cols.shape[1] // k) + size, compute)
     grid = cols.astype(compute, copy=False).reshape(

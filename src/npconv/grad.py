@@ -47,15 +47,14 @@ def input_grad(spec: ConvSpec, input_spatial, w, gy) -> np.ndarray:
     """d loss / d x for batched grad_output gy and the forward's spec."""
     pads = spec.pads(input_spatial)
     if spec.transposed:  # the plain convolution, cropped where output_padding made extra rows
-        conv_spec = dataclasses.replace(spec, transposed=False, padding=pads,
-                                        output_padding=(0,) * spec.ndim)
+        conv_spec = spec.with_pads(pads, transposed=False, output_padding=(0,) * spec.ndim)
         gx = core.compute_batched(conv_spec, gy, w)
         return gx[(slice(None), slice(None)) + tuple(slice(0, size) for size in input_spatial)]
     out_spatial = gy.shape[2:]
     # output_padding recovers the rows the forward's floor division dropped (always < stride)
     extra = tuple(i + lo + hi - ((o - 1) * s + ek) for i, (lo, hi), o, s, ek in
                   zip(input_spatial, pads, out_spatial, spec.stride, spec.effective_kernel))
-    transposed = dataclasses.replace(spec, transposed=True, padding=pads, output_padding=extra)
+    transposed = spec.with_pads(pads, transposed=True, output_padding=extra)
     return core.compute_batched(transposed, gy, w)
 
 
@@ -96,7 +95,7 @@ def weight_grad_as_convolution(spec: ConvSpec, x, gy, kernel_size) -> np.ndarray
     kernels = gy.reshape((n, g, c_out // g) + out_spatial).transpose((1, 2, 0) + tuple(range(3, 3 + lead)))
     kernels = kernels.reshape((g * (c_out // g), n) + out_spatial)
     swapped = ConvSpec(tuple(out_spatial), spec.dilation, spec.pads(in_spatial), spec.stride, g,
-                       spec.padding_mode, False, (0,) * lead, spec.op)
+                       spec.padding_mode, False, (0,) * lead, op=spec.op)
     gw = core.compute_batched(swapped, images, kernels)  # (C_in/G, C_out, *k'), k' >= k
     gw = gw[(slice(None), slice(None)) + tuple(slice(0, k) for k in kernel_size)]
     return np.ascontiguousarray(gw.swapaxes(0, 1))

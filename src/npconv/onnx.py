@@ -35,7 +35,8 @@ import numpy as np
 from . import core
 from .arrays import as_real_array, compute_dtypes
 from .functional import fold
-from .spec import ConvSpec, is_int, same_pads
+from .spec import ConvSpec, ntuple, same_pads
+from .spec_errors import ConvRuleError, worded
 
 __all__ = ["conv", "conv_transpose", "col2im", "conv_pads", "conv_transpose_pads",
            "transposed_engine_pads", "AUTO_PADS"]
@@ -49,22 +50,9 @@ def int_list(op: str, name: str, value, length: int, default: int, minimum: int)
     """An ONNX ints attribute as a tuple of ``length`` ints >= ``minimum`` (None: default)."""
     if value is None:
         return (default,) * length
-    values = list(np.asarray(value).ravel()) if isinstance(value, np.ndarray) else value
-    if not isinstance(values, (list, tuple)) or not all(is_int(v) for v in values):
-        raise TypeError(f"{op}: {name} must be a list of ints, got {value!r}")
-    if len(values) != length:
-        raise ValueError(f"{op}: {name} must have {length} values ({_why(name, length)}), "
-                         f"got {len(values)}: {name}={[int(v) for v in values]}")
-    if min(values, default=minimum) < minimum:
-        raise ValueError(f"{op}: every value of {name} must be >= {minimum}, "
-                         f"got {name}={[int(v) for v in values]}")
-    return tuple(int(v) for v in values)
-
-
-def _why(name: str, length: int) -> str:
-    if name == "pads":
-        return f"[x1_begin, x2_begin, ..., x1_end, x2_end, ...] for {length // 2} spatial axes"
-    return f"one per spatial axis, {length} spatial axes"
+    values = [int(v) for v in value.ravel()] if isinstance(value, np.ndarray) else value
+    with worded(ONNX_WORDS):
+        return ntuple(values, length, name, op, minimum=minimum, broadcast=False)
 
 
 def auto_pad_name(op: str, auto_pad) -> str:
@@ -75,7 +63,7 @@ def auto_pad_name(op: str, auto_pad) -> str:
     return text
 
 
-def explicit_pads(op: str, auto_pad: str, pads, n: int):
+def pads_attribute(op: str, auto_pad: str, pads, n: int):
     """``pads`` [b1, ..., bn, e1, ..., en] as n (begin, end) pairs; None when auto_pad rules."""
     if pads is not None and auto_pad != "NOTSET":
         given = int_list(op, "pads", pads, 2 * n, 0, 0)
@@ -107,7 +95,7 @@ def conv_pads(in_spatial, kernel_shape, *, auto_pad="NOTSET", dilations=None, pa
     auto_pad = auto_pad_name(op, auto_pad)
     strides = int_list(op, "strides", strides, n, 1, 1)
     dilations = int_list(op, "dilations", dilations, n, 1, 1)
-    pairs = explicit_pads(op, auto_pad, pads, n)
+    pairs = pads_attribute(op, auto_pad, pads, n)
     if pairs is not None:
         return pairs
     return tuple(same_pads(size, k, s, d, lower=auto_pad == "SAME_LOWER")
@@ -129,7 +117,7 @@ def conv_transpose_pads(in_spatial, kernel_shape, *, auto_pad="NOTSET", dilation
     strides = int_list(op, "strides", strides, n, 1, 1)
     dilations = int_list(op, "dilations", dilations, n, 1, 1)
     output_padding = int_list(op, "output_padding", output_padding, n, 0, 0)
-    given = explicit_pads(op, auto_pad, pads, n)  # refuses pads beside auto_pad SAME_*
+    given = pads_attribute(op, auto_pad, pads, n)  # refuses pads beside auto_pad SAME_*
     if output_shape is None and auto_pad in ("NOTSET", "VALID"):
         return given
     if output_shape is None:
@@ -184,27 +172,15 @@ def _operands(op: str, X, W, B):
     return tuple(arrays)
 
 
-def _check_shapes(op: str, x, w, b, group, kernel_shape, transposed: bool) -> int:
-    """Ranks, kernel_shape, group and channel counts; returns the number of spatial axes."""
+def _check_ranks(op: str, x, w, kernel_shape) -> int:
+    """ONNX's own operand rules (batched X of W's rank, kernel_shape matching W); returns the
+    number of spatial axes.  Channels, group and B are the spec's rules, said in ONNX_WORDS."""
     if w.ndim < 3 or x.ndim != w.ndim:
         raise ValueError(f"{op}: X must be (N, C, D1, ..., Dn) and W (M, C/group, k1, ..., kn) with the "
                          f"same rank >= 3, got X of shape {list(x.shape)} and W of shape {list(w.shape)}")
     if kernel_shape is not None and int_list(op, "kernel_shape", kernel_shape, w.ndim - 2, 1, 1) != w.shape[2:]:
         raise ValueError(f"{op}: kernel_shape={list(kernel_shape)} must match W's spatial shape "
                          f"{list(w.shape[2:])} (W of shape {list(w.shape)})")
-    if not is_int(group) or group < 1:
-        raise ValueError(f"{op}: group must be a positive integer, got group={group!r}")
-    c = x.shape[1]
-    expected = w.shape[0] if transposed else w.shape[1] * group
-    rule = "W.shape[0]" if transposed else f"W.shape[1] * group = {w.shape[1]} * {group}"
-    if c % group or c != expected:
-        raise ValueError(f"{op}: X has C={c} channels; the rule is C % group == 0 and C == {rule} = "
-                         f"{expected}, with group={group} and W of shape {list(w.shape)}")
-    m = w.shape[1] * group if transposed else w.shape[0]
-    if not transposed and m % group:
-        raise ValueError(f"{op}: W.shape[0] = M = {m} must be divisible by group={group} ({m} % {group} = {m % group})")
-    if b is not None and b.shape != (m,):
-        raise ValueError(f"{op}: B must be 1-D with M={m} values, got B of shape {list(b.shape)}")
     return w.ndim - 2
 
 
@@ -225,24 +201,14 @@ def conv(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_sha
            [ 99., 117.]])
     """
     x, w, b = _operands("Conv", X, W, B)
-    n = _check_shapes("Conv", x, w, b, group, kernel_shape, transposed=False)
+    n = _check_ranks("Conv", x, w, kernel_shape)
     pairs = conv_pads(x.shape[2:], w.shape[2:], auto_pad=auto_pad, dilations=dilations, pads=pads,
                       strides=strides)
     strides = int_list("Conv", "strides", strides, n, 1, 1)
     dilations = int_list("Conv", "dilations", dilations, n, 1, 1)
-    _check_conv_output("Conv", x.shape[2:], w.shape[2:], pairs, strides, dilations)
-    spec = ConvSpec.build(w.shape[2:], strides, pairs, dilations, group, ndim=n, op="Conv")
-    return core.apply(spec, x, w, b)
-
-
-def _check_conv_output(op, in_spatial, kernel, pairs, strides, dilations) -> None:
-    for axis, (i, k, (lo, hi), s, d) in enumerate(zip(in_spatial, kernel, pairs, strides, dilations)):
-        ek = (k - 1) * d + 1
-        if i + lo + hi < ek:
-            raise ValueError(
-                f"{op}: the effective kernel (k - 1) * dilation + 1 = ({k} - 1) * {d} + 1 = {ek} is larger "
-                f"than the padded input in + pad_begin + pad_end = {i} + {lo} + {hi} = {i + lo + hi} on "
-                f"spatial axis {axis}, so the output would be empty")
+    with worded(ONNX_WORDS):
+        spec = ConvSpec.build(w.shape[2:], strides, pairs, dilations, group, ndim=n, op="Conv")
+        return core.apply(spec, x, w, b)
 
 
 def conv_transpose(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None,
@@ -259,49 +225,38 @@ def conv_transpose(X, W, B=None, *, auto_pad="NOTSET", dilations=None, group=1, 
     """
     op = "ConvTranspose"
     x, w, b = _operands(op, X, W, B)
-    n = _check_shapes(op, x, w, b, group, kernel_shape, transposed=True)
+    n = _check_ranks(op, x, w, kernel_shape)
     strides, dilations, out_pad = (int_list(op, a, v, n, m, m) for a, v, m in
                                    (("strides", strides, 1), ("dilations", dilations, 1),
                                     ("output_padding", output_padding, 0)))
-    check_output_padding(op, out_pad, strides, dilations)
+    check_transposed_attributes(op, strides, dilations, group, out_pad)
     pairs = conv_transpose_pads(x.shape[2:], w.shape[2:], auto_pad=auto_pad, dilations=dilations,
                                 output_padding=out_pad, output_shape=output_shape, pads=pads, strides=strides)
-    _check_transposed_output(op, x.shape[2:], w.shape[2:], pairs, strides, dilations, out_pad)
     engine, engine_op, grow = transposed_engine_pads(pairs, out_pad, strides, dilations)
-    spec = ConvSpec.build(w.shape[2:], strides, engine, dilations, group, "zeros", True, engine_op,
-                          ndim=n, op=op)
-    if not any(map(any, grow)):
-        return core.apply(spec, x, w, b)
-    return grown(lambda x_c, w_c: core.apply(spec, x_c, w_c), x, w, b, grow)
+    with worded(ONNX_WORDS):
+        spec = ConvSpec.build(w.shape[2:], strides, engine, dilations, group, "zeros", True, engine_op,
+                              ndim=n, op=op)
+        if not any(map(any, grow)):
+            return core.apply(spec, x, w, b)
+        return zero_extended(lambda x_c, w_c: core.apply(spec, x_c, w_c), x, w, b, grow)
 
 
-def grown(run, x, w, b, grow) -> np.ndarray:
-    """``run(x, w)`` (no bias) in the compute dtype, zeros added around it by ``grow`` (lo, hi)
+def check_transposed_attributes(op, strides, dilations, group, output_padding) -> None:
+    """The spec's rules on ConvTranspose's attributes as given (output_padding < max(stride,
+    dilation), group >= 1), before they become pads, in ONNX's words."""
+    with worded(ONNX_WORDS):
+        ConvSpec.build((1,) * len(strides), strides, 0, dilations, group, "zeros", True, output_padding,
+                       op=op)
+
+
+def zero_extended(run, x, w, b, extra) -> np.ndarray:
+    """``run(x, w)`` (no bias) in the compute dtype, zeros added around it by ``extra`` (lo, hi)
     per spatial axis, then B (so B reaches the new zeros too)."""
     compute, result = compute_dtypes(x, w, b)
-    y = np.pad(run(x.astype(compute, copy=False), w.astype(compute, copy=False)), [(0, 0), (0, 0), *grow])
+    y = np.pad(run(x.astype(compute, copy=False), w.astype(compute, copy=False)), [(0, 0), (0, 0), *extra])
     if b is not None:
         y += b.astype(compute).reshape((-1,) + (1,) * (y.ndim - 2))
     return y.astype(result, copy=False)
-
-
-def check_output_padding(op, out_pad, strides, dilations) -> None:
-    """output_padding < max(stride, dilation) per axis (ONNX's rule, PyTorch's too)."""
-    for axis, (p, s, d) in enumerate(zip(out_pad, strides, dilations)):
-        if p >= max(s, d):
-            raise ValueError(f"{op}: each output_padding value must be less than its stride or dilation: "
-                             f"output_padding={list(out_pad)}, strides={list(strides)}, dilations="
-                             f"{list(dilations)}; on spatial axis {axis} {p} >= max({s}, {d})")
-
-
-def _check_transposed_output(op, in_spatial, kernel, pairs, strides, dilations, out_pad) -> None:
-    for axis, (i, k, (lo, hi), s, d, p) in enumerate(zip(in_spatial, kernel, pairs, strides, dilations, out_pad)):
-        full = s * (i - 1) + p + (k - 1) * d + 1
-        if full - lo - hi < 1:
-            raise ValueError(
-                f"{op}: output size stride * (in - 1) + output_padding + (k - 1) * dilation + 1 - "
-                f"pad_begin - pad_end = {s} * ({i} - 1) + {p} + ({k} - 1) * {d} + 1 - {lo} - {hi} = "
-                f"{full - lo - hi} on spatial axis {axis}; it must be >= 1 (pads at most {full - 1} in all)")
 
 
 def col2im(input, image_shape, block_shape, *, dilations=None, pads=None, strides=None) -> np.ndarray:
@@ -325,9 +280,10 @@ def col2im(input, image_shape, block_shape, *, dilations=None, pads=None, stride
         raise ValueError(f"{op}: image_shape and block_shape must have the same length, got "
                          f"image_shape={list(image)} and block_shape={list(block)}")
     strides, dilations = (int_list(op, a, v, n, 1, 1) for a, v in (("strides", strides), ("dilations", dilations)))
-    pairs = explicit_pads(op, "NOTSET", pads, n)
-    _check_columns(op, cols.shape, image, block, pairs, strides, dilations)
-    return fold(cols, image, block, dilation=dilations, padding=pairs, stride=strides)
+    pairs = pads_attribute(op, "NOTSET", pads, n)
+    _check_columns(op, cols.shape)
+    with worded(_col2im_words(cols.shape[2], image, block, pairs, strides, dilations)):
+        return fold(cols, image, block, dilation=dilations, padding=pairs, stride=strides)
 
 
 def _shape_input(op: str, name: str, value) -> tuple[int, ...]:
@@ -337,18 +293,103 @@ def _shape_input(op: str, name: str, value) -> tuple[int, ...]:
     return int_list(op, name, [int(v) for v in array], array.size, 1, 1)
 
 
-def _check_columns(op, shape, image, block, pairs, strides, dilations) -> None:
+def _check_columns(op, shape) -> None:
     if len(shape) != 3:
         raise ValueError(f"{op}: input must be 3-D (N, C * prod(block_shape), L), got input of shape {list(shape)}")
+
+
+def _col2im_words(columns, image, block, pairs, strides, dilations) -> dict:
+    """Col2Im's words for fold's refusals: the columns must divide into blocks, and L must be
+    the spec's block count (every factor at least one)."""
     volume = math.prod(block)
-    if shape[1] % volume:
-        raise ValueError(f"{op}: input.shape[1]={shape[1]} must be divisible by prod(block_shape)="
-                         f"{volume} (block_shape={list(block)}; {shape[1]} % {volume} = {shape[1] % volume})")
-    blocks = [(i + lo + hi - (k - 1) * d - 1) // s + 1 for i, k, (lo, hi), s, d in
-              zip(image, block, pairs, strides, dilations)]
-    if min(blocks) < 1 or shape[2] != math.prod(blocks):
-        raise ValueError(f"{op}: input.shape[2]=L={shape[2]} must equal the number of blocks "
-                         f"prod(floor((image + pad_begin + pad_end - ((block - 1) * dilation + 1)) / stride) + 1) "
-                         f"= prod({blocks}) = {math.prod(blocks)} (each factor >= 1) for image_shape="
-                         f"{list(image)}, block_shape={list(block)}, pads={pairs}, strides={list(strides)}, "
-                         f"dilations={list(dilations)}")
+
+    def channels(error):
+        c = error.numbers["channels"]
+        return (f"Col2Im: input.shape[1]={c} must be divisible by prod(block_shape)={volume} "
+                f"(block_shape={list(block)}; {c} % {volume} = {c % volume})")
+
+    def count(error):
+        blocks = list(error.numbers["blocks"])
+        return (f"Col2Im: input.shape[2]=L={columns} must equal the number of blocks "
+                f"prod(floor((image + pad_begin + pad_end - ((block - 1) * dilation + 1)) / stride) + 1) "
+                f"= prod({blocks}) = {math.prod(blocks)} (each factor >= 1) for image_shape="
+                f"{list(image)}, block_shape={list(block)}, pads={pairs}, strides={list(strides)}, "
+                f"dilations={list(dilations)}")
+    return {"fold_channels": channels, "fold_blocks": count, "kernel_fits": count}
+
+
+# ---- ONNX's words for the spec's refusals ----------------------------------------------------
+
+def _why(name: str, length: int) -> str:
+    if name == "pads":
+        return f"[x1_begin, x2_begin, ..., x1_end, x2_end, ...] for {length // 2} spatial axes"
+    return f"one per spatial axis, {length} spatial axes"
+
+
+def _group_refused(error) -> ConvRuleError:
+    value = error.numbers.get("value", (error.numbers.get("values") or ("?",))[0])
+    return ConvRuleError(f"{error.op}: group must be a positive integer, got group={value!r}", rule=error.rule,
+                         param="group", op=error.op, numbers=error.numbers, nearest="group=1")
+
+
+def _positive(error):
+    if error.param == "groups":
+        return _group_refused(error)
+    name, values = error.param, list(error.numbers["values"])
+    return f"{error.op}: every value of {name} must be >= {error.numbers['minimum']}, got {name}={values}"
+
+
+def _channels(error) -> str:
+    n, transposed = error.numbers, error.op == "ConvTranspose"
+    c, g, w_shape = n["input_shape"][1], n["groups"], n["weight_shape"]
+    expected = w_shape[0] if transposed else w_shape[1] * g
+    rule = "W.shape[0]" if transposed else f"W.shape[1] * group = {w_shape[1]} * {g}"
+    return (f"{error.op}: X has C={c} channels; the rule is C % group == 0 and C == {rule} = "
+            f"{expected}, with group={g} and W of shape {list(w_shape)}")
+
+
+def _weight_groups(error) -> str:
+    if error.op == "ConvTranspose":  # W.shape[0] is C there: the channel rule says it
+        return _channels(error)
+    m, g = error.numbers["shape"][0], error.numbers["groups"]
+    return f"{error.op}: W.shape[0] = M = {m} must be divisible by group={g} ({m} % {g} = {m % g})"
+
+
+def _kernel_fits(error) -> str:
+    n = error.numbers
+    k, d, ek, i, lo, hi = (n[key] for key in ("kernel", "dilation", "effective", "size", "lo", "hi"))
+    return (f"{error.op}: the effective kernel (k - 1) * dilation + 1 = ({k} - 1) * {d} + 1 = {ek} is larger "
+            f"than the padded input in + pad_begin + pad_end = {i} + {lo} + {hi} = {i + lo + hi} on "
+            f"spatial axis {error.dim}, so the output would be empty")
+
+
+def _output_padding(error) -> str:
+    n = error.numbers
+    p, s, d = n["output_padding"], n["stride"][error.dim], n["dilation"][error.dim]
+    return (f"{error.op}: each output_padding value must be less than its stride or dilation: "
+            f"output_padding={list(n['values'])}, strides={list(n['stride'])}, dilations="
+            f"{list(n['dilation'])}; on spatial axis {error.dim} {p} >= max({s}, {d})")
+
+
+def _output_size(error) -> str:
+    n = error.numbers
+    s, i, p, k, d, lo, hi = (n[key] for key in ("stride", "size", "output_padding", "kernel", "dilation", "lo", "hi"))
+    return (f"{error.op}: output size stride * (in - 1) + output_padding + (k - 1) * dilation + 1 - "
+            f"pad_begin - pad_end = {s} * ({i} - 1) + {p} + ({k} - 1) * {d} + 1 - {lo} - {hi} = "
+            f"{n['out']} on spatial axis {error.dim}; it must be >= 1 (pads at most {n['full'] - 1} in all)")
+
+
+ONNX_WORDS = {
+    "tuple_type": lambda e: f"{e.op}: {e.param} must be a list of ints, got {e.numbers['value']!r}",
+    "tuple_length": lambda e: (f"{e.op}: {e.param} must have {e.numbers['n']} values ({_why(e.param, e.numbers['n'])}), "
+                               f"got {len(e.numbers['values'])}: {e.param}={[int(v) for v in e.numbers['values']]}"),
+    "positive": _positive,
+    "groups_type": _group_refused,
+    "input_channels": _channels,
+    "weight_groups": _weight_groups,
+    "bias_shape": lambda e: (f"{e.op}: B must be 1-D with M={e.numbers['out_channels']} values, "
+                             f"got B of shape {list(e.numbers['shape'])}"),
+    "kernel_fits": _kernel_fits,
+    "output_padding_limit": _output_padding,
+    "output_size": _output_size,
+}

@@ -121,7 +121,7 @@ class ConvSpec:
         stride_t = ntuple(stride, n, "stride", op)
         dilation_t = ntuple(dilation, n, "dilation", op)
         _check_positive(op, kernel_size=kernel, stride=stride_t, dilation=dilation_t)
-        _check_groups(op, groups)
+        check_groups(op, groups)
         _check_padding_mode(op, padding_mode, transposed)
         pads = _normalise_padding(padding, kernel, stride_t, dilation_t, transposed, op)
         out_pad = ntuple(output_padding, n, "output_padding", op)
@@ -167,6 +167,12 @@ class ConvSpec:
 
     def channels_per_group(self, in_channels: int) -> int:
         return in_channels // self.groups
+
+    def check_channels(self, in_channels: int, out_channels: int) -> None:
+        """A layer's channel counts: both divisible by groups (a module's constructor rule)."""
+        for label, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if channels % self.groups:
+                raise errors.channels_groups(self.op, label, channels, self.groups, in_channels, out_channels)
 
     def pads(self, in_spatial) -> tuple[tuple[int, int], ...]:
         """Explicit (lo, hi) pairs for this input size."""
@@ -225,7 +231,8 @@ class ConvSpec:
     def _check_kernel_fits(self, in_spatial, pads) -> None:
         for d, ((lo, hi), size, ek) in enumerate(zip(pads, in_spatial, self.effective_kernel)):
             if size + lo + hi < ek:
-                raise errors.kernel_too_big(self.op, in_spatial, pads, self.kernel_size, self.dilation, d)
+                raise errors.kernel_too_big(self.op, in_spatial, pads, self.kernel_size, self.dilation,
+                                             self.stride, d)
 
 
 def check_mode_pad(mode: str, size: int, lo: int, hi: int, dim: int, op: str) -> None:
@@ -242,7 +249,8 @@ def _check_positive(op, **named) -> None:
             raise errors.not_positive(op, name, values)
 
 
-def _check_groups(op, groups) -> None:
+def check_groups(op, groups) -> None:
+    """groups: a positive int (ConvRuleTypeError, ConvRuleError 'positive')."""
     if not is_int(groups):
         raise errors.groups_type(op, groups)
     if groups < 1:
@@ -310,7 +318,7 @@ def check_operands(spec: ConvSpec, input_shape, weight_shape, bias_shape=None) -
     if len(weight_shape) != spec.ndim + 2:
         raise errors.weight_rank(op, spec.ndim, spec.transposed, weight_shape)
     if weight_shape[0] < 1 or weight_shape[0] % g:
-        raise errors.weight_groups(op, g, weight_shape)
+        raise errors.weight_groups(op, g, weight_shape, input_shape)
     expected_c = weight_shape[0] if spec.transposed else weight_shape[1] * g
     if input_shape[1] != expected_c:
         raise errors.input_channels(op, g, spec.transposed, input_shape, weight_shape, expected_c,

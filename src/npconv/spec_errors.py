@@ -18,6 +18,7 @@ rule                       numbers
 ``tuple_length``           n, values
 ``tuple_type``             n, value
 ``positive``               values, minimum
+``groups_type``            value
 ``padding_string``         value
 ``padding_type``           value
 ``padding_length``         n, values
@@ -28,23 +29,28 @@ rule                       numbers
 ``output_padding_negative``  values
 ``output_padding_conv``    values
 ``output_padding_limit``   values, stride, dilation, output_padding, limit (dim set)
-``kernel_fits``            size, lo, hi, padded, kernel, dilation, effective, in_spatial,
-                           padded_spatial, effective_kernel (dim set)
+``kernel_fits``            size, lo, hi, padded, kernel, dilation, effective, in_spatial, pads,
+                           padded_spatial, effective_kernel, stride, blocks (dim set)
 ``reflect_pad``            size, lo, hi (dim set)
 ``circular_pad``           size, lo, hi (dim set)
-``output_size``            size, stride, lo, hi, kernel, dilation, output_padding, out,
+``output_size``            size, stride, lo, hi, kernel, dilation, output_padding, out, full,
                            in_spatial, out_spatial (dim set)
 ``input_rank``             n, shape
 ``spatial_size``           shape
 ``weight_rank``            n, shape
-``weight_groups``          groups, shape
+``weight_groups``          groups, shape, input_shape
 ``input_channels``         groups, channels, expected, weight_shape, input_shape
 ``bias_shape``             out_channels, shape, weight_shape
+``channels_groups``        channels, groups, in_channels, out_channels
+``fold_channels``          channels, kernel, volume
+``fold_blocks``            columns, blocks, total
 =========================  ===============================================================
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 from contextlib import contextmanager
 from typing import Callable, Mapping
 
@@ -228,10 +234,12 @@ def output_padding_limit(op, values, stride, dilation, dim) -> ConvRuleError:
                  "limit": max(s, d) - 1}, nearest=f"output_padding {max(s, d) - 1} in dim {dim}")
 
 
-def kernel_too_big(op, in_spatial, pads, kernel, dilation, dim) -> ConvRuleError:
-    """The effective kernel is larger than the padded input in ``dim``."""
+def kernel_too_big(op, in_spatial, pads, kernel, dilation, stride, dim) -> ConvRuleError:
+    """The effective kernel is larger than the padded input in ``dim`` (``blocks``: the
+    window counts floor((padded - effective) / stride) + 1 per dim, some below one)."""
     padded = tuple(i + lo + hi for i, (lo, hi) in zip(in_spatial, pads))
     effective = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    blocks = tuple((p - e) // s + 1 for p, e, s in zip(padded, effective, stride))
     (lo, hi), size, k, d = pads[dim], in_spatial[dim], kernel[dim], dilation[dim]
     nearest = kernel_fit_fixes(size, lo, hi, k, d)
     return ConvRuleError(
@@ -242,7 +250,8 @@ def kernel_too_big(op, in_spatial, pads, kernel, dilation, dim) -> ConvRuleError
         rule="kernel_fits", param="kernel_size", op=op, dim=dim, nearest=nearest,
         numbers={"size": size, "lo": lo, "hi": hi, "padded": padded[dim], "kernel": k, "dilation": d,
                  "effective": effective[dim], "in_spatial": tuple(in_spatial), "pads": tuple(pads),
-                 "padded_spatial": padded, "effective_kernel": effective})
+                 "padded_spatial": padded, "effective_kernel": effective, "stride": tuple(stride),
+                 "blocks": blocks})
 
 
 def kernel_fit_fixes(size: int, lo: int, hi: int, k: int, d: int) -> str:
@@ -309,12 +318,13 @@ def weight_rank(op, n, transposed, shape) -> ConvRuleError:
                          numbers={"n": n, "shape": tuple(shape)})
 
 
-def weight_groups(op, groups, shape) -> ConvRuleError:
+def weight_groups(op, groups, shape, input_shape) -> ConvRuleError:
     what = "at least 1" if shape[0] < 1 else f"divisible by {groups}"
     return ConvRuleError(f"{op}: Given groups={groups}, expected weight to be {what} at dimension 0, "
                          f"but got weight of size {shape_text(shape)} instead "
                          f"({shape[0]} % {groups} = {shape[0] % groups})", rule="weight_groups",
-                         param="weight", op=op, numbers={"groups": groups, "shape": tuple(shape)})
+                         param="weight", op=op,
+                         numbers={"groups": groups, "shape": tuple(shape), "input_shape": tuple(input_shape)})
 
 
 def input_channels(op, groups, transposed, input_shape, weight_shape, expected, nearest) -> ConvRuleError:
@@ -335,3 +345,67 @@ def bias_shape(op, out_channels, shape, weight_shape) -> ConvRuleError:
                          f"{shape_text(shape)} instead", rule="bias_shape", param="bias", op=op,
                          numbers={"out_channels": out_channels, "shape": tuple(shape),
                                   "weight_shape": tuple(weight_shape)})
+
+
+def fold_channels(op, channels, kernel) -> ConvRuleError:
+    volume = 1
+    for k in kernel:
+        volume *= k
+    return ConvRuleError(f"{op}: Expected size of input's dimension 1 to be divisible by the product "
+                         f"of kernel_size, but got input.size(1)={channels} and "
+                         f"kernel_size={tuple(kernel)} ({channels} % {volume} = {channels % volume}).",
+                         rule="fold_channels", param="input", op=op,
+                         numbers={"channels": channels, "kernel": tuple(kernel), "volume": volume})
+
+
+def fold_blocks(op, columns, output_size, kernel, dilation, pads, stride, blocks) -> ConvRuleError:
+    total = 1
+    for b in blocks:
+        total *= b
+    return ConvRuleError(
+        f"{op}: Given output_size={tuple(output_size)}, kernel_size={tuple(kernel)}, "
+        f"dilation={tuple(dilation)}, padding={tuple(lo for lo, _ in pads)}, "
+        f"stride={tuple(stride)}, expected size of input's dimension 2 to match the calculated "
+        f"number of sliding blocks {' * '.join(map(str, blocks))} = {total}, but got "
+        f"input.size(2)={columns}.", rule="fold_blocks", param="input", op=op,
+        numbers={"columns": columns, "blocks": tuple(blocks), "total": total})
+
+
+def channels_groups(op, label, channels, groups, in_channels, out_channels) -> ConvRuleError:
+    nearest = groups_hint(in_channels, out_channels, groups)
+    return ConvRuleError(f"{op}: {label} must be divisible by groups: {label}={channels}, "
+                         f"groups={groups}, {channels} % {groups} = {channels % groups}" + nearest,
+                         rule="channels_groups", param=label, op=op, nearest=nearest.lstrip("; ") or None,
+                         numbers={"channels": channels, "groups": groups, "in_channels": in_channels,
+                                  "out_channels": out_channels})
+
+
+# A hint must come at once whatever the channel counts: Conv2d(2**40, 2**40, 3, groups=3) used to
+# scan 2**40 candidates.  At most this many trial divisions are spent on one hint.
+HINT_SEARCH_STEPS = 4096
+
+
+def groups_hint(in_channels, out_channels, groups: int) -> str:
+    """'; nearest valid: groups=g' for a refused groups, or the rule when no divisor is found quickly."""
+    if not all(isinstance(c, numbers.Integral) and not isinstance(c, bool) for c in (in_channels, out_channels)):
+        return ""  # the message names them already
+    common = math.gcd(in_channels, out_channels)
+    nearest = nearest_divisor(common, groups)
+    if nearest is not None:
+        return f"; nearest valid: groups={nearest}"
+    return (f"; valid: groups=1 or any divisor of gcd(in_channels, out_channels) = {common} "
+            f"(none within {HINT_SEARCH_STEPS // 2} of groups={groups})")
+
+
+def nearest_divisor(n: int, wanted: int) -> int | None:
+    """The divisor of n closest to wanted (the smaller on a tie); None when it is not found
+    within HINT_SEARCH_STEPS trial divisions."""
+    if wanted >= n >= 1:  # n is its own largest divisor
+        return n
+    if n <= HINT_SEARCH_STEPS ** 2:  # trial division up to sqrt(n) finds every divisor
+        small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+        candidates = small + [n // d for d in small]
+    else:  # a window around wanted: any divisor closer than the best found would lie inside it
+        half = HINT_SEARCH_STEPS // 2
+        candidates = [d for d in range(max(1, wanted - half), min(n, wanted + half) + 1) if n % d == 0]
+    return min(candidates, key=lambda d: (abs(d - wanted), d)) if candidates else None

@@ -21,9 +21,10 @@ import numpy as np
 
 from .. import functional, nn
 from ..arrays import as_real_array
-from ..onnx import (auto_pad_name, check_output_padding, conv_pads, conv_transpose_pads, explicit_pads, grown,
-                    int_list, transposed_engine_pads)
-from ..spec import explicit_pads as npconv_pairs, same_pads
+from ..onnx import (auto_pad_name, check_transposed_attributes, conv_pads, conv_transpose_pads, int_list,
+                    ONNX_WORDS, pads_attribute, transposed_engine_pads, zero_extended)
+from ..spec import check_groups, explicit_pads as npconv_pairs, same_pads
+from ..spec_errors import worded
 
 __all__ = ["NpconvCall", "onnx_node_to_call", "node_attributes", "module_to_onnx_attributes"]
 
@@ -89,7 +90,7 @@ class NpconvCall:
         if self.output_pads is None:
             return run(x, W, B, **self.kwargs)
         w, b = as_real_array(W, "W", self.function), None if B is None else as_real_array(B, "B", self.function)
-        return grown(lambda x_c, w_c: run(x_c, w_c, None, **self.kwargs), x, w, b, self.output_pads)
+        return zero_extended(lambda x_c, w_c: run(x_c, w_c, None, **self.kwargs), x, w, b, self.output_pads)
 
     def to_module(self, weight, bias=None):
         """An ``npconv.nn`` Conv*/ConvTranspose* module holding ``weight`` and ``bias``."""
@@ -199,8 +200,8 @@ def onnx_node_to_call(node_or_attrs, op_type=None, *, input_shape=None, weight_s
         raise ValueError(f"{op_type}: input_shape={list(input_shape)} has {len(in_spatial)} spatial axes, "
                          f"the attributes {n}")
     group = attributes.get("group", 1)
-    if not isinstance(group, (int, np.integer)) or group < 1:
-        raise ValueError(f"{op_type}: group must be a positive integer, got group={group!r}")
+    with worded(ONNX_WORDS):
+        check_groups(op_type, group)
     common = dict(stride=int_list(op_type, "strides", attributes.get("strides"), n, 1, 1),
                   dilation=int_list(op_type, "dilations", attributes.get("dilations"), n, 1, 1), groups=int(group))
     maker = _transposed_call if op_type == "ConvTranspose" else _conv_call
@@ -253,8 +254,8 @@ def _conv_call(attributes, n, kernel, in_spatial, common) -> NpconvCall:
     auto_pad = auto_pad_name("Conv", attributes.get("auto_pad", "NOTSET"))
     pads = attributes.get("pads")
     if auto_pad in ("NOTSET", "VALID"):
-        return NpconvCall(f"conv{n}d", padding=explicit_pads("Conv", auto_pad, pads, n), **common)
-    explicit_pads("Conv", auto_pad, pads, n)  # refuses pads beside SAME_*
+        return NpconvCall(f"conv{n}d", padding=pads_attribute("Conv", auto_pad, pads, n), **common)
+    pads_attribute("Conv", auto_pad, pads, n)  # refuses pads beside SAME_*
     if in_spatial is None or kernel is None:
         return NpconvCall(f"conv{n}d", padding=RUN_TIME_RULES[auto_pad], **common)
     pairs = conv_pads(in_spatial, kernel, auto_pad=auto_pad, dilations=common["dilation"],
@@ -266,10 +267,10 @@ def _transposed_call(attributes, n, kernel, in_spatial, common) -> NpconvCall:
     op = "ConvTranspose"
     auto_pad = auto_pad_name(op, attributes.get("auto_pad", "NOTSET"))
     out_pad = int_list(op, "output_padding", attributes.get("output_padding"), n, 0, 0)
-    check_output_padding(op, out_pad, common["stride"], common["dilation"])
+    check_transposed_attributes(op, common["stride"], common["dilation"], common["groups"], out_pad)
     pads, output_shape = attributes.get("pads"), attributes.get("output_shape")
     if output_shape is None and auto_pad in ("NOTSET", "VALID"):
-        return NpconvCall(f"conv_transpose{n}d", padding=explicit_pads(op, auto_pad, pads, n),
+        return NpconvCall(f"conv_transpose{n}d", padding=pads_attribute(op, auto_pad, pads, n),
                           output_padding=out_pad, **common)
     if in_spatial is None or kernel is None:
         raise ValueError(f"{op}: with auto_pad={auto_pad!r} and output_shape={output_shape} the pads depend "

@@ -12,7 +12,8 @@ import numpy as np
 from .. import core, functional, grad
 from ..arrays import as_real_array, compute_dtypes
 from ..random import generator
-from ..spec import ConvSpec, check_input_rank, is_int, ntuple, weight_shape
+from ..spec import ConvSpec, check_groups, check_input_rank, is_int, ntuple, weight_shape
+from ..spec_errors import ConvRuleError, worded
 from .module import Module, Parameter, accumulate_grad
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
@@ -31,6 +32,16 @@ def check_module_dtype(dtype, device) -> np.dtype:
     return dtype
 
 
+def _groups_refused(error) -> ConvRuleError:
+    """torch.nn's constructors say a non-int groups is a ValueError, as a zero one is."""
+    value = error.numbers.get("value", (error.numbers.get("values") or ("?",))[0])
+    return ConvRuleError(f"{error.op}: groups must be a positive integer, got groups={value!r}", rule=error.rule,
+                         param="groups", op=error.op, numbers=error.numbers, nearest="groups=1")
+
+
+MODULE_WORDS = {"groups_type": _groups_refused, "positive": lambda e: _groups_refused(e) if e.param == "groups" else e}
+
+
 class ConvNd(Module):
     """Shared by every convolution module; ``_n`` spatial dims, ``transposed`` or not.
 
@@ -43,15 +54,11 @@ class ConvNd(Module):
                  bias, padding_mode, output_padding=0, device=None, dtype=None):
         super().__init__()
         name = type(self).__name__
-        if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
-            raise ValueError(f"{name}: groups must be a positive integer, got groups={groups!r}")
-        for label, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if channels % groups:
-                raise ValueError(f"{name}: {label} must be divisible by groups: {label}={channels}, "
-                                 f"groups={groups}, {channels} % {groups} = {channels % groups}"
-                                 + groups_hint(in_channels, out_channels, groups))
+        with worded(MODULE_WORDS):
+            check_groups(name, groups)
         self._spec = ConvSpec.build(kernel_size, stride, padding, dilation, groups, padding_mode,
                                     self.transposed, output_padding, ndim=self._n, op=name)
+        self._spec.check_channels(in_channels, out_channels)
         self._dtype = check_module_dtype(dtype, device)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.dilation = (self._spec.kernel_size, self._spec.stride,
@@ -132,37 +139,6 @@ class ConvNd(Module):
         if self.padding_mode != "zeros":
             text += f", padding_mode={self.padding_mode}"
         return text
-
-
-# A hint must come at once whatever the channel counts: Conv2d(2**40, 2**40, 3, groups=3) used to
-# scan 2**40 candidates.  At most this many trial divisions are spent on one hint.
-HINT_SEARCH_STEPS = 4096
-
-
-def groups_hint(in_channels, out_channels, groups: int) -> str:
-    """'; nearest valid: groups=g' for a refused groups, or the rule when no divisor is found quickly."""
-    if not (is_int(in_channels) and is_int(out_channels)):  # the message above already names them
-        return ""
-    common = math.gcd(in_channels, out_channels)
-    nearest = nearest_divisor(common, groups)
-    if nearest is not None:
-        return f"; nearest valid: groups={nearest}"
-    return (f"; valid: groups=1 or any divisor of gcd(in_channels, out_channels) = {common} "
-            f"(none within {HINT_SEARCH_STEPS // 2} of groups={groups})")
-
-
-def nearest_divisor(n: int, wanted: int) -> int | None:
-    """The divisor of n closest to wanted (the smaller on a tie); None when it is not found
-    within HINT_SEARCH_STEPS trial divisions."""
-    if wanted >= n >= 1:  # n is its own largest divisor
-        return n
-    if n <= HINT_SEARCH_STEPS ** 2:  # trial division up to sqrt(n) finds every divisor
-        small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
-        candidates = small + [n // d for d in small]
-    else:  # a window around wanted: any divisor closer than the best found would lie inside it
-        half = HINT_SEARCH_STEPS // 2
-        candidates = [d for d in range(max(1, wanted - half), min(n, wanted + half) + 1) if n % d == 0]
-    return min(candidates, key=lambda d: (abs(d - wanted), d)) if candidates else None
 
 
 def _padding_attribute(pairs):
