@@ -1,17 +1,20 @@
 """The convolution spec: every parameter normalised once, validated, and the shape rules.
 
 A :class:`ConvSpec` holds n-tuples and explicit ``(lo, hi)`` padding pairs, so the
-algorithms never see ``'same'``, bare ints or per-call variations.  Padding rules that
-depend on the input size (``'same'`` with a stride above one) are kept as a rule name and
-resolved by :meth:`ConvSpec.pads`.
+algorithms never see ``'same'``, bare ints or per-call variations.  Where 'same' depends on
+the input size (a stride above one) the rule's name is kept in ``same_rule`` and
+:meth:`ConvSpec.pads` resolves it.  ``op`` only labels messages: it is not part of a spec's
+equality, hash or repr, so every face's call of one shape is one problem (one autotune entry).
 
 Shape rules (``ek = dilation * (k - 1) + 1`` is the effective kernel)::
 
     conv:        out = floor((in + lo + hi - ek) / stride) + 1
     transposed:  out = (in - 1) * stride - lo - hi + ek + output_padding
 
-Every check raises ``ValueError``/``TypeError`` naming the parameter, the rule and the
-numbers, and repeats PyTorch's wording where PyTorch has a message for the condition.
+This module is the only place these rules are checked.  A refusal is a
+:class:`npconv.spec_errors.ConvRuleError` (a ``ValueError``; ``ConvRuleTypeError`` for a
+wrong type) carrying the rule, the dim, the numbers and the nearest valid setting, with
+PyTorch's wording (spec_errors.py); the Keras and ONNX faces say it in their own words.
 """
 
 from __future__ import annotations
