@@ -114,13 +114,15 @@ class Dropout(Module):
         return f"p={self.p}, inplace={self.inplace}"
 
 
-class _PoolNd(Module):
+class PoolNd(Module):
     """Window geometry shared by max and average pooling (N-d, one implementation)."""
 
     _n = 2
     _dilated = True
 
-    def _geometry(self, in_spatial):
+    def window_geometry(self, in_spatial):
+        """(kernel, stride, dilation, (lo, hi) pads, output size) for inputs of ``in_spatial``,
+        refused with PyTorch's words where the window does not fit (other faces read it here)."""
         n, name = self._n, type(self).__name__
         k = ntuple(self.kernel_size, n, "kernel_size", name)
         s = ntuple(self.stride, n, "stride", name)
@@ -151,7 +153,7 @@ class _PoolNd(Module):
         return (x if batched else x[None]), batched
 
 
-class _MaxPoolNd(_PoolNd):
+class _MaxPoolNd(PoolNd):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
         super().__init__()
         if return_indices:
@@ -162,7 +164,7 @@ class _MaxPoolNd(_PoolNd):
 
     def forward(self, input):
         x, batched = self._batched(input)
-        k, s, d, pads, out = self._geometry(x.shape[2:])
+        k, s, d, pads, out = self.window_geometry(x.shape[2:])
         padded = np.pad(x, [(0, 0), (0, 0), *pads], constant_values=-np.inf)
         cols = im2col(padded, k, s, d, ((0, 0),) * self._n, out)
         cols = cols.reshape(x.shape[:2] + (math.prod(k), math.prod(out)))
@@ -185,7 +187,7 @@ class _MaxPoolNd(_PoolNd):
                 f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
 
 
-class _AvgPoolNd(_PoolNd):
+class _AvgPoolNd(PoolNd):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                  divisor_override=None):
         super().__init__()
@@ -213,7 +215,7 @@ class _AvgPoolNd(_PoolNd):
 
     def forward(self, input):
         x, batched = self._batched(input)
-        k, s, d, pads, out = self._geometry(x.shape[2:])
+        k, s, d, pads, out = self.window_geometry(x.shape[2:])
         cols = im2col(x, k, s, d, pads, out)
         divisor = self._divisor(x.shape[2:], k, s, pads, out)
         self._saved = (x.shape, k, s, d, pads, out, batched, divisor)
