@@ -14,9 +14,8 @@ from npconv.algorithms.reference import conv_reference
 from npconv.spec import ConvSpec
 
 from conftest import assert_matches
-from test_grad_parity import _autograd, _tensor_oracle
-from test_torch_parity import (CONV_GEOMETRIES, CHANNELS, DTYPES, SPATIAL, TRANSPOSED_GEOMETRIES, _explicit_pads,
-                               _operands, _per_dim, _torch_conv, _torch_conv_transpose)
+from helpers import (CHANNELS, CONV_GEOMETRIES, DTYPES, SPATIAL, TRANSPOSED_GEOMETRIES, documented_pads, grid_operands,
+                     per_dim, tensor_oracle, torch_conv, torch_conv_transpose, torch_gradients)
 
 TRANSPOSED_ALGORITHMS = ("gemm_col2im", "polyphase")
 CASES = [(name, n, channels, geometry, dtype)
@@ -26,7 +25,7 @@ CASES = [(name, n, channels, geometry, dtype)
 
 def _applicable(case):
     name, n, channels, geometry, dtype = case
-    x, w, b, groups, params = _operands(n, channels, CONV_GEOMETRIES[geometry], DTYPES[dtype], False, 0)
+    x, w, b, groups, params = grid_operands(n, channels, CONV_GEOMETRIES[geometry], DTYPES[dtype], False, 0)
     spec = ConvSpec.build(w.shape[2:], params.get("stride", 1), params.get("padding", 0), params.get("dilation", 1),
                           groups, params.get("padding_mode", "zeros"), ndim=n)
     return select.ALGORITHMS[name].applies(spec, x.shape, w.shape)
@@ -48,17 +47,17 @@ def test_forced_algorithm_matches_torch_and_reference(case, forced):
     name, n, channels, geometry, dtype_name = case
     dtype = DTYPES[dtype_name]
     index = len(geometry) + n
-    x, w, b, groups, params = _operands(n, channels, CONV_GEOMETRIES[geometry], dtype, False, index)
+    x, w, b, groups, params = grid_operands(n, channels, CONV_GEOMETRIES[geometry], dtype, False, index)
     forced(name)
-    want = _torch_conv(x, w, b, groups, params, n)
+    want = torch_conv(x, w, b, groups, params, n)
     assert_matches(npconv.conv(x, w, b, groups=groups, **params), want, dtype)
-    stride, dilation = _per_dim(params.get("stride", 1), n), _per_dim(params.get("dilation", 1), n)
-    pads = _explicit_pads(params.get("padding", 0), n, w.shape[2:], stride, dilation, x.shape[2:])
+    stride, dilation = per_dim(params.get("stride", 1), n), per_dim(params.get("dilation", 1), n)
+    pads = documented_pads(params.get("padding", 0), n, w.shape[2:], stride, dilation, x.shape[2:])
     ref = conv_reference(x, w, b, stride=stride, pads=pads, dilation=dilation, groups=groups,
                          padding_mode=params.get("padding_mode", "zeros"))
     assert_matches(npconv.conv(x.astype(np.float64), w.astype(np.float64), b, groups=groups, **params), ref,
                    np.float64)
-    gy, _, gw_t, _ = _autograd(_tensor_oracle(_torch_conv), x, w, b, groups, params, n, index)
+    gy, _, gw_t, _ = torch_gradients(tensor_oracle(torch_conv), x, w, b, groups, params, n, index)
     kwargs = {k: params[k] for k in ("stride", "padding", "dilation", "padding_mode") if k in params}
     assert_matches(G.conv_weight(x, w.shape, gy, groups=groups, **kwargs), gw_t, dtype)
 
@@ -79,13 +78,13 @@ def test_forced_transposed_algorithm_matches_torch_forward_and_gradients(case, f
     name, n, channels, geometry, dtype_name = case
     dtype = DTYPES[dtype_name]
     index = len(geometry) + n
-    x, w, b, groups, params = _operands(n, channels, TRANSPOSED_GEOMETRIES[geometry], dtype, True, index)
+    x, w, b, groups, params = grid_operands(n, channels, TRANSPOSED_GEOMETRIES[geometry], dtype, True, index)
     forced(name)
     kwargs = dict({k: params[k] for k in ("stride", "padding", "dilation") if k in params}, groups=groups)
     op = params.get("output_padding", 0)
-    want = _torch_conv_transpose(x, w, b, groups, params, n)
+    want = torch_conv_transpose(x, w, b, groups, params, n)
     assert_matches(npconv.conv(x, w, b, transposed=True, output_padding=op, **kwargs), want, dtype)
-    gy, gx_t, gw_t, _ = _autograd(_tensor_oracle(_torch_conv_transpose), x, w, b, groups, params, n, index)
+    gy, gx_t, gw_t, _ = torch_gradients(tensor_oracle(torch_conv_transpose), x, w, b, groups, params, n, index)
     assert_matches(G.conv_input(x.shape, w, gy, transposed=True, output_padding=op, **kwargs), gx_t, dtype)
     assert_matches(G.conv_weight(x, w.shape, gy, transposed=True, output_padding=op, **kwargs), gw_t, dtype)
 
@@ -100,9 +99,9 @@ def test_forced_transposed_algorithm_gives_strided_convs_input_gradient(case, fo
     name, n, channels, geometry, dtype_name = case
     dtype = DTYPES[dtype_name]
     index = len(geometry) + n
-    x, w, b, groups, params = _operands(n, channels, CONV_GEOMETRIES[geometry], dtype, False, index)
+    x, w, b, groups, params = grid_operands(n, channels, CONV_GEOMETRIES[geometry], dtype, False, index)
     forced(name)
-    gy, gx_t, _, _ = _autograd(_tensor_oracle(_torch_conv), x, w, b, groups, params, n, index)
+    gy, gx_t, _, _ = torch_gradients(tensor_oracle(torch_conv), x, w, b, groups, params, n, index)
     kwargs = {k: params[k] for k in ("stride", "padding", "dilation", "padding_mode") if k in params}
     assert_matches(G.conv_input(x.shape, w, gy, groups=groups, **kwargs), gx_t, dtype)
 

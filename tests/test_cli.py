@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from helpers import require
 from npconv.cli import main
 
 COMMANDS = ["demo", "shape", "solve", "explain", "animate", "visualize"]
@@ -87,7 +88,7 @@ def test_python_dash_m_runs_the_same_command():
 
 
 def test_animate_and_visualize_write_their_files(tmp_path, capsys):
-    from PIL import Image
+    Image = require("PIL.Image", "npconv animate")
     gif = tmp_path / "conv.gif"
     assert main(["animate", str(gif), "--input", "5,5", "--kernel", "3", "--stride", "2", "--padding", "1"]) == 0
     with Image.open(gif) as picture:

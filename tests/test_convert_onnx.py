@@ -10,11 +10,13 @@ import sys
 import numpy as np
 import pytest
 import torch
-from onnx import helper
 
 import npconv.nn as nn
 import npconv.onnx as nx
 from npconv.convert.onnx import NpconvCall, module_to_onnx_attributes, node_attributes, onnx_node_to_call
+from helpers import require
+
+helper = require("onnx.helper", "building ONNX nodes")
 
 SPATIAL = {1: (9,), 2: (7, 6), 3: (5, 6, 4)}
 

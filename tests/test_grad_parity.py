@@ -7,37 +7,8 @@ import torch
 
 import npconv.grad as G
 from conftest import assert_matches
-from test_torch_parity import (CONV_GEOMETRIES, DTYPES, TRANSPOSED_GEOMETRIES, _grid, _operands,
-                               _torch_conv, _torch_conv_transpose)
-
-
-def _autograd(oracle, x, w, b, groups, params, n, seed):
-    """torch's gradients of <oracle(x, w, b), gy> for a random gy."""
-    tx, tw = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
-    tb = None if b is None else torch.from_numpy(b).requires_grad_()
-    y = oracle(tx, tw, tb, groups, params, n)
-    gy = np.random.default_rng(seed).standard_normal(tuple(y.shape)).astype(x.dtype)
-    y.backward(torch.from_numpy(gy))
-    return gy, tx.grad, tw.grad, None if b is None else tb.grad
-
-
-def _tensor_oracle(torch_fn):
-    """The parity tests' oracles take arrays; here they must take (grad-tracking) tensors."""
-    def oracle(tx, tw, tb, groups, params, n):
-        with _TensorPassthrough():
-            return torch_fn(tx, tw, tb, groups, params, n)
-    return oracle
-
-
-class _TensorPassthrough:
-    """Let torch.from_numpy accept tensors unchanged while an oracle builds its graph."""
-
-    def __enter__(self):
-        self._original = torch.from_numpy
-        torch.from_numpy = lambda a: a if isinstance(a, torch.Tensor) else self._original(a)
-
-    def __exit__(self, *exc):
-        torch.from_numpy = self._original
+from helpers import (CONV_GEOMETRIES, DTYPES, TRANSPOSED_GEOMETRIES, grid_operands, parity_grid, tensor_oracle,
+                     torch_conv, torch_conv_transpose, torch_gradients)
 
 
 def _common(params, n):
@@ -45,12 +16,12 @@ def _common(params, n):
     return {k: params[k] for k in keys if k in params}
 
 
-@pytest.mark.parametrize(**_grid(CONV_GEOMETRIES))
+@pytest.mark.parametrize(**parity_grid(CONV_GEOMETRIES))
 def test_conv_gradients_match_autograd(index, case):
     n, channels, geometry, dtype_name = case
     dtype = DTYPES[dtype_name]
-    x, w, b, groups, params = _operands(n, channels, CONV_GEOMETRIES[geometry], dtype, False, index)
-    gy, gx_t, gw_t, gb_t = _autograd(_tensor_oracle(_torch_conv), x, w, b, groups, params, n, index)
+    x, w, b, groups, params = grid_operands(n, channels, CONV_GEOMETRIES[geometry], dtype, False, index)
+    gy, gx_t, gw_t, gb_t = torch_gradients(tensor_oracle(torch_conv), x, w, b, groups, params, n, index)
     mode = params.get("padding_mode", "zeros")
     kwargs = dict(_common(params, n), groups=groups, padding_mode=mode)
     assert_matches(G.conv_input(x.shape, w, gy, **kwargs), gx_t, dtype)
@@ -59,12 +30,12 @@ def test_conv_gradients_match_autograd(index, case):
         assert_matches(G.conv_bias(gy), gb_t, dtype)
 
 
-@pytest.mark.parametrize(**_grid(TRANSPOSED_GEOMETRIES))
+@pytest.mark.parametrize(**parity_grid(TRANSPOSED_GEOMETRIES))
 def test_conv_transpose_gradients_match_autograd(index, case):
     n, channels, geometry, dtype_name = case
     dtype = DTYPES[dtype_name]
-    x, w, b, groups, params = _operands(n, channels, TRANSPOSED_GEOMETRIES[geometry], dtype, True, index)
-    gy, gx_t, gw_t, gb_t = _autograd(_tensor_oracle(_torch_conv_transpose), x, w, b, groups, params, n, index)
+    x, w, b, groups, params = grid_operands(n, channels, TRANSPOSED_GEOMETRIES[geometry], dtype, True, index)
+    gy, gx_t, gw_t, gb_t = torch_gradients(tensor_oracle(torch_conv_transpose), x, w, b, groups, params, n, index)
     kwargs = dict(_common(params, n), groups=groups, transposed=True,
                   output_padding=params.get("output_padding", 0))
     assert_matches(G.conv_input(x.shape, w, gy, **kwargs), gx_t, dtype)

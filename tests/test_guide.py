@@ -6,8 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
+from helpers import require
+
+Image = require("PIL.Image", "drawing the guide's pictures")
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 sys.path.insert(0, str(DOCS))
 import make_pictures  # noqa: E402

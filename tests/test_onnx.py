@@ -14,15 +14,17 @@ import warnings
 import zlib
 
 import numpy as np
-import onnx
 import pytest
 import torch
 import torch.nn.functional as TF
-from onnx import helper, numpy_helper
-from onnx.backend.test.loader import load_model_tests
-from onnx.reference import ReferenceEvaluator
 
 import npconv.onnx as nx
+from helpers import require
+
+onnx = require("onnx", "ONNX's node tests and reference evaluator")
+from onnx import helper, numpy_helper  # noqa: E402
+from onnx.backend.test.loader import load_model_tests  # noqa: E402
+from onnx.reference import ReferenceEvaluator  # noqa: E402
 
 OPS = {"Conv": nx.conv, "ConvTranspose": nx.conv_transpose, "Col2Im": nx.col2im}
 

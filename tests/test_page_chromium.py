@@ -10,7 +10,6 @@ Needs Debian's ``chromium`` and ``chromium-driver`` (``make chromium``) and sele
 without them, except under ``CI`` where their absence fails.  One browser for the module.
 """
 
-import os
 import re
 
 import numpy as np
@@ -18,6 +17,7 @@ import pytest
 
 from npconv.explain.footprint import explain_output, explain_transposed_output
 from npconv.explain.html import DEFAULTS, PAGE_LIMITS, initial_controls, page, write_page
+from helpers import require, require_executable
 from npconv.spec import ConvSpec
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -73,24 +73,12 @@ for (const [id, value] of Object.entries(arguments[0])) {
 
 
 # ---- the browser --------------------------------------------------------------------
-def _missing() -> list[str]:
-    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(path)]
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        missing.append("the selenium package")
-    return missing
-
-
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory):
-    missing = _missing()
-    if missing:
-        why = f"the page test needs {missing} (Debian: `make chromium`)"
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
-    from selenium import webdriver
+    why = "the page test (Debian: `make chromium`)"
+    for program in (CHROMIUM, CHROMEDRIVER):
+        require_executable(program, why)
+    webdriver = require("selenium.webdriver", why)
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 

@@ -17,15 +17,17 @@ import numpy as np
 import pytest
 import torch
 from numpy.lib import format as npy
-from safetensors.numpy import load_file as st_numpy_load
-from safetensors.numpy import save_file as st_numpy_save
-from safetensors.torch import load_file as st_torch_load
-from safetensors.torch import save_file as st_torch_save
 
 import npconv
 import npconv.io
 import npconv.memory
 from npconv.memory import AllocationRefused
+from helpers import require
+
+safetensors_numpy = require("safetensors.numpy", "the exact round trips with the safetensors package")
+safetensors_torch = require("safetensors.torch", "the exact round trips with the safetensors package")
+st_numpy_load, st_numpy_save = safetensors_numpy.load_file, safetensors_numpy.save_file
+st_torch_load, st_torch_save = safetensors_torch.load_file, safetensors_torch.save_file
 
 HANG_GUARD_S = 5.0  # not a speed test: a refusal takes milliseconds, the bugs took minutes or forever
 
