@@ -3,18 +3,20 @@ footprint read back from the pixels against a brute-force index computation."""
 
 import itertools
 import math
+import subprocess
 import sys
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from npconv import nn
 from npconv.explain.animate import (Geometry, animate, frame, palette, receptive_field,
                                     receptive_field_image, receptive_field_png, trace_receptive_field)
 from npconv.explain.footprint import explain_output, explain_transposed_output
 from npconv.windows import tap_sources
+from helpers import require
 
+Image = require("PIL.Image", "reading the pictures' pixels back")
 INSET = 4  # sample cells this far in from their top-left corner: clear of outlines and labels
 
 
@@ -25,7 +27,7 @@ def _pairs(value, n):
 def expected_picture(input_size, kernel_size=3, stride=1, padding=0, dilation=1, groups=1,
                      padding_mode="zeros", transposed=False, output_padding=0, in_channels=1,
                      out_channels=1, cell=28):
-    """Frames and pixel size from first principles, as the module docstring states them."""
+    """Frames and pixel size from first principles, worked out from first principles (not read from the code under test)."""
     size = _pairs(input_size, 1)
     n = len(size)
     k, s, p, d, op = (_pairs(v, n) for v in (kernel_size, stride, padding, dilation, output_padding))
@@ -313,3 +315,18 @@ def test_missing_pillow_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "PIL", None)
     with pytest.raises(ImportError, match=r"npconv\[explain\]"):
         frame(Geometry.build(), 0)
+
+
+def test_geometry_and_receptive_field_arithmetic_run_without_pillow():
+    """The pictures' index and pixel arithmetic imports and answers with Pillow blocked."""
+    code = ("import sys; sys.modules['PIL'] = None\n"
+            "from npconv.explain.pictures.geometry import Geometry\n"
+            "from npconv.explain.pictures.receptive_field import receptive_field_size, trace_receptive_field\n"
+            "g = Geometry.build((5, 5), 3, stride=2, padding=1, cell=16)\n"
+            "trace = trace_receptive_field([{'kernel_size': 3}] * 2, (9, 9))\n"
+            "print(g.n_frames, *g.size, *g.axes[1].taps[2], *receptive_field_size(trace, 12))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    n_frames, (width, height) = expected_picture((5, 5), stride=2, padding=1, cell=16)
+    rf_size = (12 * 20, 12 // 2 + 12 * sum(rows + 2 for rows in (9, 7, 5)))
+    assert [int(v) for v in run.stdout.split()] == [n_frames, width, height, 4, 5, 6, *rf_size]

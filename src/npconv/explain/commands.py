@@ -245,7 +245,7 @@ def run_animate(args) -> int:
 def check_picture_size(layers, input_size, cell: int = 20) -> None:
     """The receptive-field PNG draws every grid cell: refuse one above MAX_PICTURE_PIXELS
     before drawing (a 100000 x 100000 input would be 8 * 10**12 pixels)."""
-    from .animate import receptive_field_size, trace_receptive_field
+    from .pictures.receptive_field import receptive_field_size, trace_receptive_field
     width, height = receptive_field_size(trace_receptive_field(layers, input_size), cell)
     if width * height > MAX_PICTURE_PIXELS:
         raise ValueError(f"the receptive-field picture would be {width:,} x {height:,} pixels, more than "

@@ -59,6 +59,7 @@ import pathlib
 from importlib import resources
 
 from ..spec import ConvSpec, ntuple
+from ..spec_errors import worded
 
 # The page's drawing limits per control (also each number input's max attribute).
 PAGE_LIMITS = {"in_h": 16, "in_w": 16, "k_h": 7, "k_w": 7, "stride": 4, "padding": 4,
@@ -134,14 +135,24 @@ def _one(name: str, values) -> int:
     return int(values[0])
 
 
+def _multiple_of_groups(error) -> str:
+    name = {"in_channels": "c_in", "out_channels": "c_out"}[error.param]
+    c, g = error.numbers["channels"], error.numbers["groups"]
+    return f"{error.op}: {name} must be a positive multiple of groups: {c} % {g} = {c % g}"
+
+
+PAGE_WORDS = {"channels_groups": _multiple_of_groups}  # the page's control names
+
+
 def _check_page(spec: ConvSpec, controls: dict, out) -> None:
     if out is None:
         raise ValueError(f"{spec.op}: every spatial size of the input must be >= 1, "
                          f"got input_size=({controls['in_h']}, {controls['in_w']})")
     for name in ("c_in", "c_out"):
-        if controls[name] < 1 or controls[name] % spec.groups:
-            raise ValueError(f"{spec.op}: {name} must be a positive multiple of groups: "
-                             f"{controls[name]} % {spec.groups} = {controls[name] % spec.groups}")
+        if controls[name] < 1:
+            raise ValueError(f"{spec.op}: {name} must be a positive multiple of groups, got {name}={controls[name]}")
+    with worded(PAGE_WORDS):
+        spec.check_channels(controls["c_in"], controls["c_out"])
     over = {k: v for k, v in controls.items() if k in PAGE_LIMITS and v > PAGE_LIMITS[k]}
     if over or max(out) > MAX_OUT_SIDE:
         raise ValueError(f"write_page: the page draws small examples only: limits {PAGE_LIMITS} "
