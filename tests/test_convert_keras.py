@@ -6,7 +6,6 @@ import os
 
 os.environ["KERAS_BACKEND"] = "torch"  # before keras is imported
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -14,8 +13,10 @@ import torch  # noqa: E402
 import npconv.keras as K  # noqa: E402
 import npconv.nn as nn  # noqa: E402
 from conftest import relative_error  # noqa: E402
+from helpers import require  # noqa: E402
 from npconv.convert.keras import keras_to_torch, torch_to_keras  # noqa: E402
 
+keras = require("keras", "the round trips from real Keras layers")
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
 
 LAYERS = [

@@ -3,6 +3,7 @@ npconv.optim, backward bookkeeping, dtypes, identifiers.  (Parity with Keras its
 test_keras_parity.py.)"""
 
 import itertools
+import threading
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import npconv
 import npconv.keras as K
 import npconv.nn as nn
 from npconv.keras import geometry
+from npconv.keras.kernels import torch_weight
 
 LAYERS = [
     ("Conv1D", (3, 3), dict(padding="causal", dilation_rate=2), (2, 9, 2)),
@@ -25,6 +27,13 @@ LAYERS = [
     ("SeparableConv2D", (4, 3), dict(padding="same", use_bias=False), (1, 5, 5, 2)),
 ]
 IDS = [entry[0] for entry in LAYERS]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_layer_names():
+    """Each test names its layers from 'conv2d' on, whatever ran before it."""
+    with K.fresh_names():
+        yield
 
 
 def _layer(name, args, kwargs):
@@ -103,12 +112,27 @@ def test_from_config_round_trip(name, args, kwargs, shape, rng):
 
 def test_keras_names_and_repr():
     first, second = K.Conv2D(2, 3), K.Conv2D(2, 3)
-    assert first.name.startswith("conv2d") and second.name != first.name
-    assert K.DepthwiseConv1D(3).name.startswith("depthwise_conv1d")
-    assert K.Conv3DTranspose(2, 3).name.startswith("conv3d_transpose")
+    assert (first.name, second.name) == ("conv2d", "conv2d_1")
+    assert K.DepthwiseConv1D(3).name == "depthwise_conv1d"
+    assert K.Conv3DTranspose(2, 3).name == "conv3d_transpose"
     assert K.SeparableConv2D(2, 3, name="sep").name == "sep"
+    assert K.SeparableConv2D(2, 3).name == "separable_conv2d"  # a given name does not count
     assert repr(K.Conv1D(2, 3, name="c")) == "Conv1D(name='c', filters=2, kernel_size=(3,), strides=(1,), " \
                                               "padding='valid', built=False)"
+
+
+def test_names_are_counted_per_scope_and_reset():
+    K.Conv2D(2, 3)
+    with K.fresh_names():
+        assert K.Conv2D(2, 3).name == "conv2d"  # the outer count is not seen inside
+    assert K.Conv2D(2, 3).name == "conv2d_1"  # nor the inner count outside
+    K.reset_names()
+    assert K.Conv2D(2, 3).name == "conv2d"
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(K.Conv2D(2, 3).name))
+    thread.start()
+    thread.join()
+    assert seen == ["conv2d"]  # another thread counts on its own, as Keras's per-thread state does
 
 
 def test_unrecognised_keyword_and_dtypes():
@@ -282,6 +306,55 @@ def test_custom_activations(rng):
     np.testing.assert_allclose(gx, pre.backward(2 * z), rtol=1e-5)
 
 
+@pytest.mark.parametrize("name,args,kwargs,shape", LAYERS, ids=IDS)
+def test_kernels_are_read_in_place_and_writes_are_seen(name, args, kwargs, shape, rng):
+    """The engine reads each kernel where it lies (no per-call re-layout), so a value written
+    into a kernel in place is the value the next call uses."""
+    layer = _layer(name, args, kwargs)
+    x = rng.standard_normal(shape).astype(np.float32)
+    y = layer(x)
+    for stage in layer._stages:
+        kernel = getattr(layer, stage.kernel)
+        assert np.shares_memory(torch_weight(kernel, stage.depthwise), kernel)
+    fresh = type(layer).from_config(layer.get_config())
+    fresh.build(shape)
+    new = [rng.standard_normal(w.shape).astype(np.float32) for w in layer.get_weights()]
+    fresh.set_weights(new)
+    for weight, value in zip(layer.weights, new):
+        weight[...] = value  # in place, as a user or an optimizer writes
+    np.testing.assert_array_equal(layer(x), fresh(x))
+    assert not np.array_equal(layer(x), y)
+    first = layer.weights[0]
+    first *= 0  # an in-place product too
+    assert not np.array_equal(layer(x), fresh(x))
+
+
+def test_an_assigned_kernel_is_used():
+    """A kernel replaced by a new Parameter (contiguous, Keras's layout) is read as it is."""
+    layer = K.Conv1D(1, 2, use_bias=False)
+    layer.build((1, 4, 1))
+    layer.kernel = nn.Parameter(np.ones((2, 1, 1), np.float32))
+    np.testing.assert_array_equal(layer(np.arange(4, dtype=np.float32).reshape(1, 4, 1)).ravel(), [1, 3, 5])
+
+
+def test_spec_refusals_in_keras_words():
+    """The spec owns the shape rules; the Keras face says its refusals as Keras does (the same
+    structured error: rule, dim, numbers)."""
+    with pytest.raises(npconv.spec_errors.ConvRuleError, match=r"Computed output size would be zero") as info:
+        K.Conv2D(4, 5)(np.zeros((1, 4, 8, 2), np.float32))
+    assert (info.value.rule, info.value.dim, info.value.numbers["effective"]) == ("kernel_fits", 0, 5)
+    assert K.Conv2D(4, 5).compute_output_shape((None, None, 8, 2)) == (None, None, 4, 4)
+    with pytest.raises(ValueError, match=r"The `kernel_size` argument must be a tuple of 2 integers") as info:
+        K.Conv2D(4, 3.0)  # the spec's type refusal, a ValueError as in Keras
+    assert info.value.rule == "tuple_type"
+    with pytest.raises(ValueError, match=r"including values \[0\] that do not satisfy `value > 0`"):
+        K.Conv2D(4, (3, 0))
+    with pytest.raises(ValueError, match=r"tuple of 2 integers. Received kernel_size=\(3,\)"):
+        K.Conv2D(4, (3,))  # Keras broadcasts a bare int only
+    with pytest.raises(ValueError, match=r"input channels must be evenly divisible .* \(full input shape is"):
+        K.Conv2D(4, 3, groups=2)(np.zeros((1, 5, 5, 3), np.float32))
+
+
 def test_geometry_shape_rules():
     """The docstring's rules, as invariants over a small grid."""
     for size, k, s, d in [(7, 3, 2, 1), (6, 3, 2, 1), (5, 4, 3, 1), (9, 3, 1, 2), (1, 5, 2, 1)]:
@@ -298,3 +371,11 @@ def test_geometry_shape_rules():
                                                                 None if op is None else (op,), (d,))
             assert lo >= 0 and hi >= 0 and 0 <= extra[0] < max(s, d)
 
+
+
+def test_empty_spatial_sizes_give_empty_outputs_with_same_padding():
+    """Keras's compute_output_shape: ceil(0 / stride) = 0 for 'same' and 'causal'; 'valid' refuses."""
+    assert K.Conv2D(4, 3, padding="same", strides=2).compute_output_shape((1, 0, 5, 3)) == (1, 0, 3, 4)
+    assert K.Conv1D(4, 3, padding="causal").compute_output_shape((2, 0, 3)) == (2, 0, 4)
+    with pytest.raises(ValueError, match="zero or negative"):
+        K.Conv2D(4, 3).compute_output_shape((1, 0, 5, 3))

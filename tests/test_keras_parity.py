@@ -14,7 +14,6 @@ import itertools
 import re
 import warnings
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -22,6 +21,9 @@ import torch  # noqa: E402
 import npconv  # noqa: E402
 import npconv.keras as K  # noqa: E402
 from conftest import relative_error  # noqa: E402
+from helpers import require  # noqa: E402
+
+keras = require("keras", "npconv.keras against Keras itself")
 
 warnings.filterwarnings("ignore", message=".*Consider using tensor.detach.*")
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
@@ -101,7 +103,7 @@ def test_layer_matches_keras(name, args, kwargs):
     x = _input(rank, kwargs["data_format"], rng)
     theirs, ours = _pair(name, args, kwargs, x.shape)
     assert [(w.name.split("/")[-1], tuple(w.shape)) for w in theirs.weights] == \
-        [(n, w.shape) for n, w in zip(ours._weight_options, ours.weights)]
+        [(option.weight, w.shape) for option, w in zip(ours.weight_options, ours.weights)]
     assert ours.count_params() == theirs.count_params()
     assert list(ours.get_config()) == list(theirs.get_config())
     tx = torch.from_numpy(x).requires_grad_()

@@ -40,7 +40,7 @@ import numpy as np
 
 from .. import nn
 from ..keras import geometry, layers as keras_layers
-from ..keras.layers import keras_kernel, torch_weight
+from ..keras.kernels import keras_kernel, torch_weight
 from ..spec import explicit_pads
 
 __all__ = ["keras_to_torch", "torch_to_keras"]

@@ -80,40 +80,34 @@ def _log_softmax_grad(x, y, gy):
     return gy - np.exp(y) * gy.sum(axis=-1, keepdims=True)
 
 
-def _table() -> dict[str, Activation]:
-    g = Activation
-    entries = [
-        g("linear", lambda x: x, lambda x, y, gy: gy),
-        g("relu", lambda x: np.maximum(x, 0), lambda x, y, gy: gy * (x > 0)),
-        g("relu6", lambda x: np.clip(x, 0, 6), lambda x, y, gy: gy * ((x > 0) & (x < 6))),
-        g("leaky_relu", lambda x: np.where(x > 0, x, 0.2 * x), lambda x, y, gy: gy * np.where(x > 0, 1, 0.2)),
-        g("elu", _elu, lambda x, y, gy: gy * np.where(x > 0, 1, y + 1)),
-        g("celu", _elu, lambda x, y, gy: gy * np.where(x > 0, 1, y + 1)),  # alpha = 1: celu = elu
-        g("selu", lambda x: SELU_SCALE * _elu(x, SELU_ALPHA),
-          lambda x, y, gy: gy * np.where(x > 0, SELU_SCALE, y + SELU_SCALE * SELU_ALPHA)),
-        g("gelu", _gelu, lambda x, y, gy: gy * (0.5 * (1 + special.erf(x / math.sqrt(2)))
-                                                + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi))),
-        g("sigmoid", _sigmoid, lambda x, y, gy: gy * y * (1 - y)),
-        g("hard_sigmoid", lambda x: np.clip(x + 3, 0, 6) / 6, lambda x, y, gy: gy * ((x > -3) & (x < 3)) / 6),
-        g("silu", lambda x: x * _sigmoid(x), lambda x, y, gy: gy * _sigmoid(x) * (1 + x * (1 - _sigmoid(x)))),
-        g("hard_silu", lambda x: x * np.clip(x + 3, 0, 6) / 6,
-          lambda x, y, gy: gy * np.where(x <= -3, 0, np.where(x >= 3, 1, (2 * x + 3) / 6))),
-        g("tanh", np.tanh, lambda x, y, gy: gy * (1 - y * y)),
-        g("hard_tanh", lambda x: np.clip(x, -1, 1), lambda x, y, gy: gy * ((x > -1) & (x < 1))),
-        g("softplus", _softplus, lambda x, y, gy: gy * _sigmoid(x)),
-        g("softsign", lambda x: x / (1 + np.abs(x)), lambda x, y, gy: gy / (1 + np.abs(x)) ** 2),
-        g("exponential", np.exp, lambda x, y, gy: gy * y),
-        g("mish", _mish, _mish_grad),
-        g("log_sigmoid", lambda x: -_softplus(-x), lambda x, y, gy: gy * _sigmoid(-x)),
-        g("softmax", _softmax, _softmax_grad),
-        g("log_softmax", lambda x: special.log_softmax(x, axis=-1), _log_softmax_grad),
-    ]
-    table = {a.name: a for a in entries}
-    table.update(swish=table["silu"], hard_swish=table["hard_silu"])  # Keras's aliases
-    return table
-
-
-ACTIVATIONS = _table()
+_ENTRIES = (
+    Activation("linear", lambda x: x, lambda x, y, gy: gy),
+    Activation("relu", lambda x: np.maximum(x, 0), lambda x, y, gy: gy * (x > 0)),
+    Activation("relu6", lambda x: np.clip(x, 0, 6), lambda x, y, gy: gy * ((x > 0) & (x < 6))),
+    Activation("leaky_relu", lambda x: np.where(x > 0, x, 0.2 * x), lambda x, y, gy: gy * np.where(x > 0, 1, 0.2)),
+    Activation("elu", _elu, lambda x, y, gy: gy * np.where(x > 0, 1, y + 1)),
+    Activation("celu", _elu, lambda x, y, gy: gy * np.where(x > 0, 1, y + 1)),  # alpha = 1: celu = elu
+    Activation("selu", lambda x: SELU_SCALE * _elu(x, SELU_ALPHA),
+               lambda x, y, gy: gy * np.where(x > 0, SELU_SCALE, y + SELU_SCALE * SELU_ALPHA)),
+    Activation("gelu", _gelu, lambda x, y, gy: gy * (0.5 * (1 + special.erf(x / math.sqrt(2)))
+                                                     + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi))),
+    Activation("sigmoid", _sigmoid, lambda x, y, gy: gy * y * (1 - y)),
+    Activation("hard_sigmoid", lambda x: np.clip(x + 3, 0, 6) / 6, lambda x, y, gy: gy * ((x > -3) & (x < 3)) / 6),
+    Activation("silu", lambda x: x * _sigmoid(x), lambda x, y, gy: gy * _sigmoid(x) * (1 + x * (1 - _sigmoid(x)))),
+    Activation("hard_silu", lambda x: x * np.clip(x + 3, 0, 6) / 6,
+               lambda x, y, gy: gy * np.where(x <= -3, 0, np.where(x >= 3, 1, (2 * x + 3) / 6))),
+    Activation("tanh", np.tanh, lambda x, y, gy: gy * (1 - y * y)),
+    Activation("hard_tanh", lambda x: np.clip(x, -1, 1), lambda x, y, gy: gy * ((x > -1) & (x < 1))),
+    Activation("softplus", _softplus, lambda x, y, gy: gy * _sigmoid(x)),
+    Activation("softsign", lambda x: x / (1 + np.abs(x)), lambda x, y, gy: gy / (1 + np.abs(x)) ** 2),
+    Activation("exponential", np.exp, lambda x, y, gy: gy * y),
+    Activation("mish", _mish, _mish_grad),
+    Activation("log_sigmoid", lambda x: -_softplus(-x), lambda x, y, gy: gy * _sigmoid(-x)),
+    Activation("softmax", _softmax, _softmax_grad),
+    Activation("log_softmax", lambda x: special.log_softmax(x, axis=-1), _log_softmax_grad),
+)
+ACTIVATIONS = {a.name: a for a in _ENTRIES}
+ACTIVATIONS.update(swish=ACTIVATIONS["silu"], hard_swish=ACTIVATIONS["hard_silu"])  # Keras's aliases
 
 
 def get(identifier) -> Activation:

@@ -1,43 +1,99 @@
-"""Keras 3's argument rules and shape rules for its convolution layers, as pure functions.
+"""Keras 3's argument rules for its convolution layers, and its sizes said through the spec.
 
-Everything here is arithmetic on tuples; the layers (``npconv.keras.layers``) turn the
-result into an :class:`npconv.spec.ConvSpec` and run npconv's engine.  With
-``ek = dilation * (k - 1) + 1`` per spatial dim:
+Keras's own rules live here: padding names ('causal' for Conv1D only), data_format, filters
+and depth_multiplier > 0, groups dividing filters, no strides > 1 with dilation_rate > 1
+(Conv, Conv*Transpose), output_padding < strides.  The shape rules are
+:class:`npconv.spec.ConvSpec`'s: output sizes come from a spec built with Keras's padding
+('valid', 'same' = SAME_UPPER at any stride, 'causal' = every pad before), and a refusal the
+spec raises (``npconv.spec_errors``) is said in Keras's words (:data:`KERAS_WORDS`).
 
-- ``'valid'``:  out = floor((in - ek) / stride) + 1, refused when that is below 1;
-- ``'same'``:   out = ceil(in / stride), TensorFlow's SAME_UPPER pads at any stride;
-- ``'causal'`` (Conv1D only): all ``ek - 1`` pads on the left, out = ceil(in / stride);
-- Conv*Transpose: ``'valid'`` out = (in - 1) * s + max(ek, s) without output_padding, else
-  (in - 1) * s + ek + op; ``'same'`` out = in * s without output_padding, else
-  (in - 1) * s + ek % 2 + op.
+Conv*Transpose is a translation: Keras's ``(padding, output_padding)`` becomes PyTorch's
+per-side pads and output_padding (:func:`transposed_pads`), and the spec's transposed rule
+gives the size: ``'valid'`` out = (in - 1) * s + max(ek, s) without output_padding, else
+(in - 1) * s + ek + op; ``'same'`` out = in * s without output_padding, else
+(in - 1) * s + ek % 2 + op (ek: the spec's ``effective_kernel``).
 
-Messages repeat Keras's wording, naming the argument and the numbers.
-
->>> conv_output_spatial((7, 7), (3, 3), (2, 2), "same", (1, 1))
-(4, 4)
+>>> conv_output_spatial((7, None), (3, 3), (2, 2), "same", (1, 1))
+(4, None)
 >>> transposed_pads((3,), (2,), "same", None, (1,))
 (((0, 1),), (0,))
 """
 
 from __future__ import annotations
 
-from ..spec import is_int, same_pads
+import functools
+
+from .. import spec_errors
+from ..spec import ConvSpec, is_int, ntuple
 
 DATA_FORMATS = ("channels_last", "channels_first")
 
 
-def standardize_tuple(value, n: int, name: str, allow_zero: bool = False) -> tuple[int, ...]:
-    """An int or n ints as an n-tuple of positive (or, with allow_zero, non-negative) ints."""
-    message = f"The `{name}` argument must be a tuple of {n} integers. Received {name}={value!r}"
-    values = (value,) * n if is_int(value) else tuple(value) if isinstance(value, (tuple, list)) else None
-    if values is None or len(values) != n or not all(is_int(v) for v in values):
-        raise ValueError(message)
-    low = 0 if allow_zero else 1
-    bad = sorted({int(v) for v in values if v < low})
-    if bad:
-        raise ValueError(f"{message}, including values {bad} that do not satisfy "
-                         f"`value {'>= 0' if allow_zero else '> 0'}`")
-    return tuple(int(v) for v in values)
+# ---- Keras's words for the spec's refusals ----------------------------------------------
+# Each takes the call's context (what the spec does not know: the argument as the user gave
+# it, unknown sizes as None, the input's full shape) and the spec's refusal.
+
+def _ntuple_message(context, error) -> str:
+    """Keras's standardize_tuple wording, with the argument as given."""
+    name, n = error.param, context["n"]
+    message = f"The `{name}` argument must be a tuple of {n} integers. Received {name}={context['value']!r}"
+    if error.rule != "positive":
+        return message
+    minimum = error.numbers["minimum"]
+    bad = sorted({v for v in error.numbers["values"] if v < minimum})
+    return f"{message}, including values {bad} that do not satisfy `value {'> 0' if minimum == 1 else '>= 0'}`"
+
+
+def _as_value_error(error, message: str) -> spec_errors.ConvRuleError:
+    """Keras refuses a wrong type with ValueError: the same refusal, as a ConvRuleError."""
+    return spec_errors.ConvRuleError(message, rule=error.rule, param=error.param, op=error.op, dim=error.dim,
+                                     numbers=error.numbers, nearest=error.nearest)
+
+
+def _output_size_message(context, error) -> str:
+    """A kernel larger than the (padded) input; with 'same' or 'causal' only an empty input is."""
+    d, numbers = error.dim, error.numbers
+    size, ek, s = numbers["size"], numbers["effective"], numbers["stride"][d]
+    if context["padding"] == "valid":
+        rule = f"floor(({size} - {ek}) / {s}) + 1 = {numbers['blocks'][d]} (effective kernel {ek} > input {size})"
+    else:
+        lo, hi = numbers["lo"], numbers["hi"]
+        rule = f"padded input {numbers['padded']} = {size} + {lo} + {hi} < effective kernel {ek}"
+    return (f"{error.op}: Computed output size would be zero or negative. Received input spatial shape "
+            f"{tuple(context['in_spatial'])}, kernel_size={tuple(context['kernel_size'])}, dilation_rate="
+            f"{tuple(context['dilation_rate'])}, strides={numbers['stride']}, padding={context['padding']!r}: "
+            f"in dim {d}, {rule}")
+
+
+def _input_channels_message(context, error) -> str:
+    groups, channels = error.numbers["groups"], error.numbers["channels"]
+    return (f"{error.op}: The number of input channels must be evenly divisible by the number of groups. "
+            f"Received groups={groups}, but the input has {channels} channels (full input shape is "
+            f"{tuple(context['input_shape'])}).")
+
+
+#: rule -> function(context, error) -> Keras's message (or exception)
+KERAS_WORDS = {
+    "tuple_length": _ntuple_message,
+    "tuple_type": lambda context, error: _as_value_error(error, _ntuple_message(context, error)),
+    "positive": _ntuple_message,
+    "kernel_fits": _output_size_message,
+    "channels_groups": _input_channels_message,
+}
+
+
+def keras_worded(**context):
+    """``spec_errors.worded`` in Keras's words, given this call's context."""
+    return spec_errors.worded({rule: functools.partial(say, context) for rule, say in KERAS_WORDS.items()})
+
+
+# ---- arguments ----------------------------------------------------------------------------
+
+def keras_ntuple(value, n: int, name: str, minimum: int = 1) -> tuple[int, ...]:
+    """An int or exactly n ints (Keras broadcasts a bare int only), each >= minimum:
+    ``npconv.spec.ntuple`` in Keras's words."""
+    with keras_worded(value=value, n=n):
+        return ntuple(value, n, name, minimum=minimum, broadcast=is_int(value))
 
 
 def standardize_padding(padding, allow_causal: bool, layer: str) -> str:
@@ -82,11 +138,10 @@ def check_groups(groups, filters: int, layer: str) -> int:
     return int(groups)
 
 
-def check_input_channels(channels: int, groups: int, input_shape, layer: str) -> None:
-    if channels is None or channels % groups:
-        raise ValueError(f"{layer}: The number of input channels must be evenly divisible by the "
-                         f"number of groups. Received groups={groups}, but the input has {channels} "
-                         f"channels (full input shape is {tuple(input_shape)}).")
+def check_input_channels(spec: ConvSpec, channels: int, filters: int, input_shape) -> None:
+    """The spec's groups rule for the input's channels, in Keras's words."""
+    with keras_worded(input_shape=input_shape):
+        spec.check_channels(channels, filters)
 
 
 def check_strides_with_dilation(strides, dilation_rate, layer: str) -> None:
@@ -101,57 +156,62 @@ def standardize_output_padding(output_padding, strides, layer: str):
     """None, or an n-tuple of ints each strictly below its stride."""
     if output_padding is None:
         return None
-    padding = standardize_tuple(output_padding, len(strides), "output_padding", allow_zero=True)
-    for dim, (op, s) in enumerate(zip(padding, strides)):
-        if op >= s:
+    padding = keras_ntuple(output_padding, len(strides), "output_padding", minimum=0)
+    for dim, (extra, s) in enumerate(zip(padding, strides)):
+        if extra >= s:
             raise ValueError(f"{layer}: `output_padding` must be strictly less than `strides` for all "
-                             f"dimensions. At dimension {dim}, `output_padding` is {op} but `strides` "
+                             f"dimensions. At dimension {dim}, `output_padding` is {extra} but `strides` "
                              f"is {s}. Received: output_padding={padding}, strides={strides}")
     return padding
 
 
-def effective_kernel(kernel_size, dilation_rate) -> tuple[int, ...]:
-    return tuple(d * (k - 1) + 1 for k, d in zip(kernel_size, dilation_rate))
+# ---- sizes: the spec's rules with Keras's padding ---------------------------------------------
+
+@functools.lru_cache(maxsize=256)
+def conv_spec(kernel_size, strides, padding: str, dilation_rate, groups: int = 1, layer: str = "conv") -> ConvSpec:
+    """The spec of a Keras convolution: 'valid', 'same' and 'causal' are the spec's own
+    padding rules (SAME_UPPER; every pad before)."""
+    return ConvSpec.build(kernel_size, strides, padding, dilation_rate, groups, ndim=len(kernel_size), op=layer)
 
 
-def conv_output_spatial(in_spatial, kernel_size, strides, padding, dilation_rate,
-                        layer: str = "conv") -> tuple:
-    """Keras's conv output sizes; ``None`` (unknown) sizes stay None.
-
-    'valid': floor((in - ek) / s) + 1 (refused below 1); 'same' and 'causal': ceil(in / s).
-    """
-    out = []
-    for dim, (size, ek, s) in enumerate(zip(in_spatial, effective_kernel(kernel_size, dilation_rate),
-                                            strides)):
-        if size is None:
-            out.append(None)
-        elif padding == "valid":
-            out.append((size - ek) // s + 1)
-            if out[-1] <= 0:
-                raise ValueError(
-                    f"{layer}: Computed output size would be zero or negative. Received input spatial "
-                    f"shape {tuple(in_spatial)}, kernel_size={tuple(kernel_size)}, dilation_rate="
-                    f"{tuple(dilation_rate)}, strides={tuple(strides)}, padding='valid': in dim {dim}, "
-                    f"floor(({size} - {ek}) / {s}) + 1 = {out[-1]} (effective kernel {ek} > input {size})")
-        else:
-            out.append(-(-size // s))
-    return tuple(out)
+@functools.lru_cache(maxsize=256)
+def transposed_spec(kernel_size, strides, padding: str, output_padding, dilation_rate,
+                    layer: str = "conv_transpose") -> ConvSpec:
+    """The spec of a Keras Conv*Transpose: its padding as PyTorch's pads (:func:`transposed_pads`)."""
+    pads, extra = transposed_pads(kernel_size, strides, padding, output_padding, dilation_rate)
+    return ConvSpec.build(kernel_size, strides, pads, dilation_rate, 1, "zeros", True, extra,
+                          ndim=len(kernel_size), op=layer)
 
 
-def transposed_output_spatial(in_spatial, kernel_size, strides, padding, output_padding,
-                              dilation_rate) -> tuple:
+def spec_output_spatial(spec: ConvSpec, in_spatial) -> tuple:
+    """``spec.out_spatial`` where unknown (None) sizes stay None: each is asked as a size the
+    kernel fits (its effective kernel) and its answer dropped."""
+    asked = tuple(ek if size is None else size for size, ek in zip(in_spatial, spec.effective_kernel))
+    return tuple(None if size is None else out for size, out in zip(in_spatial, spec.out_spatial(asked)))
+
+
+def conv_output_spatial(in_spatial, kernel_size, strides, padding, dilation_rate, layer: str = "conv") -> tuple:
+    """Keras's conv output sizes (None stays None): 'valid' floor((in - ek) / s) + 1, refused
+    below 1; 'same' and 'causal' ceil(in / s)."""
+    spec = conv_spec(tuple(kernel_size), tuple(strides), padding, tuple(dilation_rate), layer=layer)
+    empty = tuple(padding != "valid" and size == 0 for size in in_spatial)  # ceil(0 / s) = 0, as Keras says
+    asked = tuple(None if e else size for e, size in zip(empty, in_spatial))
+    with keras_worded(in_spatial=in_spatial, kernel_size=kernel_size, dilation_rate=dilation_rate, padding=padding):
+        return tuple(0 if e else out for e, out in zip(empty, spec_output_spatial(spec, asked)))
+
+
+def transposed_output_spatial(in_spatial, kernel_size, strides, padding, output_padding, dilation_rate,
+                              layer: str = "conv_transpose") -> tuple:
     """Keras's Conv*Transpose output sizes (see the module docstring); None stays None."""
-    out = []
-    for dim, (size, ek, s) in enumerate(zip(in_spatial, effective_kernel(kernel_size, dilation_rate),
-                                            strides)):
-        op = None if output_padding is None else output_padding[dim]
-        if size is None:
-            out.append(None)
-        elif padding == "valid":
-            out.append((size - 1) * s + (max(ek, s) if op is None else ek + op))
-        else:
-            out.append(size * s if op is None else (size - 1) * s + ek % 2 + op)
-    return tuple(out)
+    output_padding = None if output_padding is None else tuple(output_padding)
+    spec = transposed_spec(tuple(kernel_size), tuple(strides), padding, output_padding, tuple(dilation_rate), layer)
+    return spec_output_spatial(spec, in_spatial)
+
+
+# ---- Conv*Transpose: Keras's padding as PyTorch's pads, and back --------------------------------
+
+def _effective_kernel(kernel_size, dilation_rate) -> tuple[int, ...]:
+    return ConvSpec.build(tuple(kernel_size), 1, 0, tuple(dilation_rate)).effective_kernel
 
 
 def transposed_pads(kernel_size, strides, padding, output_padding, dilation_rate):
@@ -165,7 +225,7 @@ def transposed_pads(kernel_size, strides, padding, output_padding, dilation_rate
     the input size.
     """
     pads, extra = [], []
-    for dim, (ek, s) in enumerate(zip(effective_kernel(kernel_size, dilation_rate), strides)):
+    for dim, (ek, s) in enumerate(zip(_effective_kernel(kernel_size, dilation_rate), strides)):
         op = None if output_padding is None else output_padding[dim]
         if padding == "valid":
             before, after = ek - 1, ek - 1 + (max(ek, s) - ek if op is None else op)
@@ -181,12 +241,12 @@ def transposed_pads(kernel_size, strides, padding, output_padding, dilation_rate
 
 def causal_pads(kernel_size, dilation_rate) -> tuple[tuple[int, int], ...]:
     """'causal': every pad on the left, ek - 1 of them."""
-    return tuple((ek - 1, 0) for ek in effective_kernel(kernel_size, dilation_rate))
+    return conv_spec(tuple(kernel_size), (1,) * len(kernel_size), "causal", tuple(dilation_rate)).padding
 
 
 def same_pairs(in_spatial, kernel_size, strides, dilation_rate) -> tuple[tuple[int, int], ...]:
     """'same' (SAME_UPPER) as per-side pads for inputs of ``in_spatial``."""
-    return tuple(same_pads(i, k, s, d) for i, k, s, d in zip(in_spatial, kernel_size, strides, dilation_rate))
+    return conv_spec(tuple(kernel_size), tuple(strides), "same", tuple(dilation_rate)).pads(tuple(in_spatial))
 
 
 def padding_name(pairs, kernel_size, strides, dilation_rate, in_spatial) -> str | None:
