@@ -58,6 +58,11 @@ try:
 except ImportError:
     numba = None
 
+# what `import npconv` did before it stopped touching the environment: OpenBLAS's SkylakeX
+# kernels on AVX-512 AMD CPUs (SciPy's OpenBLAS, loaded later) and passive OpenMP waiting for
+# Numba's workers (npconv.cpu); a variable already set is kept, NPCONV_KEEP_BLAS=1 opts out
+npconv.cpu.tune_environment()
+
 PEER_TOLERANCE = 1e-4  # ONNX Runtime vs torch, relative to the largest output
 
 # (row, name, N, C_in, spatial, C_out, k, stride, pad, dilation, groups, extra) from BENCHMARK.md

@@ -22,6 +22,8 @@ from npconv.spec import ConvSpec
 
 from layers import ROWS
 
+npconv.cpu.tune_environment()  # as bench/layers.py: the environment the measurements had (npconv.cpu)
+
 
 def row_problem(row):
     """(spec, input shape, weight shape, dtype) of the forward conv the planner sees."""

@@ -97,10 +97,13 @@ def test_without_numba_the_planner_keeps_to_numpy_and_matches_torch(monkeypatch,
     assert_matches(npconv.conv(x, w, **kwargs_np), want.numpy(), np.float32)
 
 
-def test_openmp_waits_passively_unless_the_environment_says_otherwise():
-    script = "import os, npconv; print(os.environ['OMP_WAIT_POLICY'])"
+def test_openmp_waits_passively_when_asked_unless_the_environment_says_otherwise():
+    """Importing npconv leaves the policy alone; npconv.cpu.tune_environment() asks for passive
+    waiting before Numba starts its workers, and never overrides a policy already set."""
+    script = ("import os, npconv; print(os.environ.get('OMP_WAIT_POLICY')); "
+              "npconv.cpu.tune_environment(); print(os.environ['OMP_WAIT_POLICY'])")
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     assert subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                          check=True).stdout.strip() == "PASSIVE"
+                          check=True).stdout.split() == ["None", "PASSIVE"]
     assert subprocess.run([sys.executable, "-c", script], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
-                          capture_output=True, text=True, check=True).stdout.strip() == "ACTIVE"
+                          capture_output=True, text=True, check=True).stdout.split() == ["ACTIVE", "ACTIVE"]

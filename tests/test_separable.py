@@ -1,5 +1,6 @@
 """Separable convolutions: npconv.separable.factor (kernels as rank-1 terms), the separable
-conv2d path and its plan against PyTorch, and nn.DepthwiseSeparableConv2d against a torch
+conv2d path (the planner's separable_passes algorithm) and its plan against PyTorch, the
+planner's value-level choice of it, and nn.DepthwiseSeparableConv2d against a torch
 nn.Sequential of the same two convs (outputs, gradients, parameter and multiply-add counts)."""
 
 import dataclasses
@@ -15,8 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import npconv
 import npconv.nn as nn
 from conftest import assert_matches, relative_error
-from npconv import functional, separable
-from npconv.algorithms import depthwise_jit
+from npconv import compiled, functional, select, separable
 
 
 def gaussian(k, sigma, ndim=2):
@@ -197,12 +197,12 @@ def test_separable_conv2d_matches_torch(mode, geometry, groups, dtype):
     assert_matches(y, functional.conv2d(x, w, b, *args, padding_mode=mode), dtype)
 
 
-@pytest.mark.parametrize("compiled", [True, False], ids=["numba", "numpy"])
+@pytest.mark.parametrize("compiled_kernels", [True, False], ids=["numba", "numpy"])
 @pytest.mark.parametrize("mode", ["zeros", "reflect"])
-def test_wide_depthwise_gaussian_blur_matches_torch(monkeypatch, compiled, mode):
+def test_wide_depthwise_gaussian_blur_matches_torch(monkeypatch, compiled_kernels, mode):
     """Wide inputs run as column strips and rows folded into channels where Numba is installed."""
-    if not compiled:
-        monkeypatch.setattr(depthwise_jit, "available", lambda: False)
+    if not compiled_kernels:
+        monkeypatch.setattr(compiled, "available", lambda: False)
     w = np.broadcast_to(gaussian(9, 2.0), (3, 1, 9, 9)).astype(np.float32)
     x = np.random.default_rng(0).standard_normal((2, 3, 20, 301)).astype(np.float32)
     b = np.arange(3, dtype=np.float32)
@@ -309,6 +309,45 @@ def test_unbatched_same_padding_at_stride_2_and_float16():
     half = separable.conv2d(x.astype(np.float16), w.astype(np.float16), None, 1, 2, 1, 3)
     assert_matches(half, functional.conv2d(x.astype(np.float16), w.astype(np.float16), None, 1, 2, 1, 3),
                    np.float16)
+
+
+# ---- the planner's value-level choice of separable_passes ------------------------------------
+
+def _planned(x, w, **kwargs):
+    spec = npconv.ConvSpec.build(w.shape[2:], **kwargs)
+    return select.algorithm_for(spec, x, w).name
+
+
+def test_planner_takes_the_passes_for_rank_1_depthwise_blurs_only():
+    """9x9 to 15x15 depthwise filters all rank 1: the passes; a learned (full-rank) filter, a
+    3x3 box, a forced algorithm, or an input holding NaN: not."""
+    x = np.random.default_rng(9).standard_normal((1, 3, 40, 40)).astype(np.float32)
+    blur = np.broadcast_to(gaussian(9, 2.0), (3, 1, 9, 9)).astype(np.float32)
+    assert select.candidates(npconv.ConvSpec.build((9, 9), padding=4, groups=3), x.shape, blur.shape)[-1:] == [
+        "separable_passes"]
+    assert _planned(x, blur, padding=4, groups=3) == "separable_passes"
+    assert_matches(npconv.conv(x, blur, padding=4, groups=3),
+                   _torch_conv2d(x, blur, None, 1, ((4, 4), (4, 4)), 1, 3, "zeros"), np.float32)
+    learned = np.random.default_rng(10).standard_normal((3, 1, 9, 9)).astype(np.float32)
+    assert _planned(x, learned, padding=4, groups=3) != "separable_passes"
+    box = np.ones((3, 1, 3, 3))
+    assert _planned(x.astype(np.float64), box, padding=1, groups=3) != "separable_passes"
+    assert _planned(x, np.broadcast_to(gaussian(31, 5.0), (3, 1, 31, 31)).astype(np.float32),
+                    padding=15, groups=3) != "separable_passes"
+    with npconv.config(algorithm="depthwise_direct"):
+        assert _planned(x, blur, padding=4, groups=3) == "depthwise_direct"
+    poisoned = x.copy()
+    poisoned[0, 0, 0, 0] = np.nan
+    assert _planned(poisoned, blur, padding=4, groups=3) != "separable_passes"
+
+
+def test_forced_passes_run_any_2d_kernel_at_its_full_rank():
+    rng = np.random.default_rng(11)
+    x, w = rng.standard_normal((2, 4, 11, 12)), rng.standard_normal((6, 2, 3, 4))
+    with npconv.config(algorithm="separable_passes"):
+        assert _planned(x, w, padding=1, groups=2) == "separable_passes"
+        y = npconv.conv(x, w, stride=(2, 1), padding=1, groups=2, padding_mode="circular")
+    assert_matches(y, _torch_conv2d(x, w, None, (2, 1), ((1, 1), (1, 1)), 1, 2, "circular"), np.float64)
 
 
 # ---- nn.DepthwiseSeparableConv2d -------------------------------------------------------------

@@ -6,23 +6,21 @@
 (1, 1, 3, 3)
 """
 
-from .cpu import tune_openblas_coretype
-
-tune_openblas_coretype()  # before NumPy/SciPy load their OpenBLAS; see npconv.cpu
-
-from . import compiled  # noqa: E402,F401  (OpenMP's wait policy, before Numba starts its workers)
-
+# importing npconv sets no environment variable: npconv.cpu.tune_environment() is the advice
+from . import compiled, cpu  # noqa: F401
 from . import functional, grad, nn, optim  # noqa: E402
 from . import convert, keras, onnx, separable  # noqa: E402
+from .settings import config  # noqa: E402
 from .core import conv  # noqa: E402
 from .io import load, save  # noqa: E402
 from .random import manual_seed  # noqa: E402
 from .select import choose_algorithm, set_algorithm, set_autotune  # noqa: E402
 from .spec import ConvSpec  # noqa: E402
+from .spec_errors import ConvRuleError, ConvRuleTypeError  # noqa: E402
 from .threads import get_num_threads, set_num_threads  # noqa: E402
 from .workspace import set_workspace_limit  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["conv", "ConvSpec", "functional", "grad", "nn", "optim", "keras", "onnx", "convert", "separable", "save", "load", "manual_seed",
+__all__ = ["conv", "config", "ConvSpec", "ConvRuleError", "ConvRuleTypeError", "functional", "grad", "nn", "optim", "keras", "onnx", "convert", "separable", "save", "load", "manual_seed",
            "choose_algorithm", "set_algorithm", "set_autotune", "set_workspace_limit", "set_num_threads",
            "get_num_threads", "__version__"]

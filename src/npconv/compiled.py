@@ -13,21 +13,18 @@ False and the planner keeps to the NumPy algorithms.
 
 Numba's parallel kernels run on GNU OpenMP, whose idle workers spin for a while after each
 kernel.  On two cores that spinning took the cores from the BLAS and NumPy work that follows
-(measured 10-40x slower calls after a compiled depthwise layer), so npconv asks OpenMP for
-passive waiting (``OMP_WAIT_POLICY=PASSIVE``) before Numba starts its workers, unless the
-environment already sets a policy.  OpenMP reads it when it loads, so this holds for Numba's
-OpenMP runtime and for any other loaded after ``import npconv``.
+(measured 10-40x slower calls after a compiled depthwise layer).  Passive waiting
+(``OMP_WAIT_POLICY=PASSIVE``) avoids it, but importing npconv sets no environment variable:
+set it in the shell, or call :func:`npconv.cpu.tune_environment` before the first compiled
+kernel runs (OpenMP reads the policy when Numba starts its workers).
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
-import os
 import time
 import warnings
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before Numba's OpenMP workers start (see above)
 
 try:
     import numba

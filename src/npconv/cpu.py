@@ -1,23 +1,34 @@
-"""The CPU and its BLAS: steer OpenBLAS to its AVX-512 kernels where it would not pick them.
+"""The CPU and its runtimes: environment variables that make npconv faster, set only when asked.
 
-OpenBLAS picks its kernels when its library loads.  The OpenBLAS bundled with NumPy and SciPy
-(0.3.31) does not know AMD's Zen 5 and falls back to its Haswell (AVX2) kernels, at half the
-speed of its SkylakeX (AVX-512) kernels on the same CPU: sgemm 2048^3 210 vs 420-450 GFLOP/s
-measured on this project's 2-core machines.  So, when npconv is imported:
+Importing npconv changes no environment variable.  Two settings help on some machines; both
+must be in the environment before the library that reads them loads, so npconv cannot apply
+them for you after the fact.  :func:`recommended_environment` says which apply here and
+:func:`tune_environment` sets them (only those not set already); for every library to see
+them, set them in the shell instead::
 
-- if ``OPENBLAS_CORETYPE`` is unset, the CPU is AMD and has the AVX-512 subsets SkylakeX
-  kernels use, npconv sets ``OPENBLAS_CORETYPE=SKYLAKEX`` (set ``NPCONV_KEEP_BLAS=1``, or the
-  variable yourself, to opt out);
-- SciPy's OpenBLAS is a separate library loaded on first use, so it takes the setting even
-  when NumPy was imported before npconv; :func:`npconv.blas.gemm` calls whichever of the two
-  libraries runs the wider kernels.
+    OPENBLAS_CORETYPE=SKYLAKEX OMP_WAIT_POLICY=PASSIVE python train.py
 
-This module imports nothing heavy: it runs before NumPy is imported.
+- ``OPENBLAS_CORETYPE=SKYLAKEX`` on an AMD CPU with the AVX-512 subsets SkylakeX kernels use.
+  OpenBLAS picks its kernels when its library loads.  The OpenBLAS bundled with NumPy and SciPy
+  (0.3.31) does not know AMD's Zen 5 and falls back to its Haswell (AVX2) kernels, at half the
+  speed of its SkylakeX (AVX-512) kernels on the same CPU: sgemm 2048^3 210 vs 420-450 GFLOP/s
+  measured on this project's 2-core machines.  NumPy loads its OpenBLAS when it is imported
+  (before npconv can be); SciPy's OpenBLAS is a separate library loaded on first use, so
+  :func:`tune_environment` called right after ``import npconv`` still reaches it, and
+  :func:`npconv.blas.gemm` calls whichever of the two libraries runs the wider kernels.
+  ``NPCONV_KEEP_BLAS=1`` keeps this one out of the advice.
+- ``OMP_WAIT_POLICY=PASSIVE``.  Numba's parallel kernels run on GNU OpenMP, whose idle workers
+  spin for a while after each kernel.  On two cores that spinning took the cores from the BLAS
+  and NumPy work that follows (measured 10-40x slower calls after a compiled depthwise layer).
+  OpenMP reads the policy when it loads: Numba's runtime loads at the first compiled parallel
+  kernel, so :func:`tune_environment` right after ``import npconv`` reaches it; a runtime
+  already loaded (torch's, when torch was imported first) keeps spinning.
+
+This module imports nothing heavy.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 
 AVX512_FOR_SKYLAKEX = ("avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd")
@@ -39,14 +50,43 @@ def cpu_flags() -> tuple[str, set[str]]:
     return vendor, set(flags.split())
 
 
-def tune_openblas_coretype(environ=os.environ) -> str | None:
-    """Set OPENBLAS_CORETYPE=SKYLAKEX where OpenBLAS would pick AVX2 on an AVX-512 AMD CPU."""
+def openblas_coretype_advice(environ=os.environ) -> str | None:
+    """"SKYLAKEX" where OpenBLAS would pick AVX2 on an AVX-512 AMD CPU and neither
+    ``OPENBLAS_CORETYPE`` nor ``NPCONV_KEEP_BLAS`` is set in ``environ``; else None."""
     if "OPENBLAS_CORETYPE" in environ or environ.get("NPCONV_KEEP_BLAS"):
         return None
     vendor, flags = cpu_flags()
     if vendor == "AuthenticAMD" and all(flag in flags for flag in AVX512_FOR_SKYLAKEX):
-        environ["OPENBLAS_CORETYPE"] = "SKYLAKEX"
         return "SKYLAKEX"
     return None
 
 
+def tune_openblas_coretype(environ=os.environ) -> str | None:
+    """Set ``OPENBLAS_CORETYPE=SKYLAKEX`` in ``environ`` where :func:`openblas_coretype_advice`
+    gives it; returns what it set (None: nothing)."""
+    coretype = openblas_coretype_advice(environ)
+    if coretype is not None:
+        environ["OPENBLAS_CORETYPE"] = coretype
+    return coretype
+
+
+def recommended_environment(environ=os.environ) -> dict[str, str]:
+    """The variables npconv advises on this machine that ``environ`` does not set yet (see the
+    module docstring for why each one); reads, changes nothing."""
+    advice = {}
+    coretype = openblas_coretype_advice(environ)
+    if coretype is not None:
+        advice["OPENBLAS_CORETYPE"] = coretype
+    if "OMP_WAIT_POLICY" not in environ:
+        advice["OMP_WAIT_POLICY"] = "PASSIVE"
+    return advice
+
+
+def tune_environment(environ=os.environ) -> dict[str, str]:
+    """Set :func:`recommended_environment`'s variables in ``environ`` (never one already set);
+    returns those it set.  Call it before the libraries it steers load (right after
+    ``import npconv``, before the first convolution); it reaches SciPy's OpenBLAS and Numba's
+    OpenMP runtime, not NumPy's OpenBLAS (loaded with NumPy) nor a runtime already loaded."""
+    advice = recommended_environment(environ)
+    environ.update(advice)
+    return advice

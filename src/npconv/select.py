@@ -1,12 +1,16 @@
-"""Which algorithm computes a convolution: a public, pure function, and the autotuner.
+"""Which algorithm computes a convolution: the planner's rules, and the autotuner.
 
-:func:`choose_algorithm` applies correctness rules first (what each algorithm can compute),
-then measured heuristics.  ``measure=True`` times every applicable candidate instead and
-returns the timings.  With autotuning on (:func:`set_autotune`), the first call of each
-(spec, shapes, dtype, threads) times the candidates once and remembers the fastest, on disk
-in the user's cache directory (``$XDG_CACHE_HOME/npconv/autotune.json``), as FFTW's wisdom
-or cudnn.benchmark do.  :func:`set_algorithm` (or ``algorithm=`` on :func:`npconv.conv`)
-forces one.
+:func:`choose_algorithm` applies correctness rules first (what each algorithm can compute, from
+the shapes), then measured heuristics; :func:`algorithm_for` then looks at the operands' values:
+it plans around transforms where they hold NaN, inf or extremes, and takes an algorithm whose
+value-level check (:attr:`Algorithm.worthwhile`: the separable passes, for filters of rank 1)
+accepts them.  ``measure=True`` times every applicable candidate instead and returns the
+timings.  With autotuning on (:func:`set_autotune`), the first call of each (spec, shapes,
+dtype, threads) times the candidates once and remembers the fastest, on disk in the user's cache
+directory (``$XDG_CACHE_HOME/npconv/autotune.json``), as FFTW's wisdom or cudnn.benchmark do.
+:func:`set_algorithm` forces one for the process, ``npconv.config(algorithm=...)`` for a block.
+These functions read those settings (and the workspace cap) where they are called: they are not
+pure functions of their arguments.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +27,11 @@ from typing import Callable
 import numpy as np
 
 from . import numerics
+from .settings import current as current_settings, set_defaults
 from . import threads as thread_control
 from . import workspace
-from .algorithms import depthwise, depthwise_jit, direct_jit, fft, fft_grad, im2col_gemm, pointwise, polyphase, winograd
+from .algorithms import (depthwise, depthwise_jit, direct_jit, fft, fft_grad, im2col_gemm, pointwise, polyphase,
+                         separable_passes, winograd)
 
 
 @dataclass(frozen=True)
@@ -40,20 +47,25 @@ class Algorithm:
     # mixes many inputs into each transformed value: a NaN or inf spreads and extreme values
     # overflow, so it only gets operands npconv.numerics.transform_safe accepts
     transforms: bool = False
+    # (spec, x, w) -> bool: where its gain depends on the values (a weight's rank), the planner
+    # takes it only where this accepts the operands; forcing or autotuning needs only `applies`
+    worthwhile: Callable | None = None
 
 
-def _always_conv(spec, x_shape, w_shape):
+def _any_forward(spec, x_shape, w_shape) -> bool:
+    """Every forward (not transposed) convolution: im2col + GEMM's domain."""
     return not spec.transposed
 
 
-def _transposed(spec, x_shape, w_shape):
+def _any_transposed(spec, x_shape, w_shape) -> bool:
+    """Every transposed convolution: GEMM + col2im's domain."""
     return spec.transposed
 
 
 ALGORITHMS = {a.name: a for a in (
-    Algorithm("im2col_gemm", _always_conv, im2col_gemm.forward, im2col_gemm.weight_grad,
+    Algorithm("im2col_gemm", _any_forward, im2col_gemm.forward, im2col_gemm.weight_grad,
               min_workspace=im2col_gemm.min_workspace, weight_grad_min_workspace=im2col_gemm.weight_grad_min_workspace),
-    Algorithm("gemm_col2im", _transposed, im2col_gemm.forward_transposed,
+    Algorithm("gemm_col2im", _any_transposed, im2col_gemm.forward_transposed,
               min_workspace=im2col_gemm.transposed_min_workspace),
     Algorithm("pointwise", pointwise.applies, pointwise.forward, pointwise.weight_grad,
               min_workspace=pointwise.min_workspace, weight_grad_min_workspace=pointwise.weight_grad_min_workspace),
@@ -71,14 +83,16 @@ ALGORITHMS = {a.name: a for a in (
     Algorithm("direct_jit", direct_jit.applies, direct_jit.forward, direct_jit.weight_grad,
               min_workspace=direct_jit.min_workspace, weight_grad_min_workspace=direct_jit.weight_grad_min_workspace),
     Algorithm("polyphase", polyphase.applies, polyphase.forward, min_workspace=polyphase.min_workspace),
+    Algorithm("separable_passes", separable_passes.applies, separable_passes.forward, transforms=True,
+              min_workspace=separable_passes.min_workspace, worthwhile=separable_passes.worthwhile),
 )}
 # what runs without Numba (the fallback, and the second oracle of the compiled kernels)
 NUMPY_ALGORITHMS = ("im2col_gemm", "gemm_col2im", "pointwise", "depthwise_direct", "fft", "winograd_f2",
-                    "winograd_f4", "polyphase")
+                    "winograd_f4", "polyphase", "separable_passes")
 
-_forced: str | None = None
-_autotune = False
+# the autotune choices read from the cache file: a cache shared by every thread, not a setting
 _tuned: dict | None = None
+_tuned_lock = threading.Lock()
 
 
 def candidates(spec, x_shape, w_shape, direct_only: bool = False) -> list[str]:
@@ -111,11 +125,19 @@ def _within_cap(choice, spec, x_shape, w_shape, dtype, direct_only=False) -> str
 
 def algorithm_for(spec, x, w) -> Algorithm:
     """The algorithm for these operands: the planner's choice, unless it transforms and the
-    operands are not safe to transform (npconv.numerics), then the best direct one."""
+    operands are not safe to transform (npconv.numerics), then the best direct one; and where
+    that was not forced, an algorithm whose value-level check accepts the operands instead."""
     name = choose_algorithm(spec, x.shape, w.shape, x.dtype)
-    if ALGORITHMS[name].transforms and not numerics.transform_safe(x, w, numerics.transform_terms(x.shape, w.shape)):
+    if ALGORITHMS[name].transforms and not _transform_safe(x, w):
         name = choose_algorithm(spec, x.shape, w.shape, x.dtype, direct_only=True)
+    if name != current_settings().algorithm:
+        name = next((other.name for other in ALGORITHMS.values() if other.worthwhile is not None
+                     and other.worthwhile(spec, x, w) and (not other.transforms or _transform_safe(x, w))), name)
     return ALGORITHMS[name]
+
+
+def _transform_safe(x, w) -> bool:
+    return numerics.transform_safe(x, w, numerics.transform_terms(x.shape, w.shape))
 
 
 def heuristic(spec, x_shape, w_shape, direct_only: bool = False) -> str:
@@ -138,12 +160,17 @@ def heuristic(spec, x_shape, w_shape, direct_only: bool = False) -> str:
     - the rest: im2col + GEMM.  The compiled direct kernel (direct_jit) lost to it on every
       row measured (3x3 stride 2: 39 ms vs 30; ASPP 189 vs 155), so it runs only when forced
       or autotuned.
+
+    These rules see shapes only; :func:`algorithm_for` then replaces the choice where a value
+    check accepts the operands (2-D depthwise filters all of rank 1, 9 to 15 taps a side, as
+    Gaussian blurs: the separable passes, 2.3x FFT's speed on 15x15, 512 x 512;
+    :func:`npconv.algorithms.separable_passes.worthwhile`).
     """
     if spec.transposed:
         return _transposed_choice(spec, x_shape, w_shape)
-    if pointwise.applies(spec, x_shape, w_shape):
+    if spec.is_pointwise:
         return "pointwise"
-    if depthwise.applies(spec, x_shape, w_shape) and x_shape[1] > 1:
+    if spec.is_depthwise(x_shape[1]) and x_shape[1] > 1:
         return _depthwise_choice(spec, x_shape, w_shape, direct_only)
     if depthwise_jit.applies(spec, x_shape, w_shape) and (spec.groups > 1 or _few_channel_planes(spec, x_shape)):
         return "depthwise_jit"
@@ -153,7 +180,7 @@ def heuristic(spec, x_shape, w_shape, direct_only: bool = False) -> str:
 
 
 def _transposed_choice(spec, x_shape, w_shape) -> str:
-    depthwise_layer = w_shape[0] == spec.groups and w_shape[1] == 1
+    depthwise_layer = spec.channels_per_group(x_shape[1]) == 1 and w_shape[1] == 1
     return "polyphase" if depthwise_layer and polyphase.applies(spec, x_shape, w_shape) else "gemm_col2im"
 
 
@@ -166,7 +193,7 @@ def _few_channel_planes(spec, x_shape) -> bool:
 def _depthwise_choice(spec, x_shape, w_shape, direct_only: bool = False) -> str:
     jit = depthwise_jit.applies(spec, x_shape, w_shape)
     large = min(spec.kernel_size) >= (9 if jit else 5) and not direct_only
-    if large and max(spec.stride) == 1 and fft.applies(spec, x_shape, w_shape):  # spectra under the cap
+    if large and spec.unit_stride and fft.applies(spec, x_shape, w_shape):  # spectra under the cap
         return "fft"
     return "depthwise_jit" if jit else "depthwise_direct"
 
@@ -191,12 +218,14 @@ def choose_algorithm(spec, input_shape, weight_shape, dtype=np.float32, threads:
     'pointwise'
     """
     input_shape, weight_shape = tuple(input_shape), tuple(weight_shape)
-    if _forced is not None and _forced in candidates(spec, input_shape, weight_shape, direct_only):
-        return _within_cap(_forced, spec, input_shape, weight_shape, dtype, direct_only)
+    settings = current_settings()  # read once: npconv.config
+    forced = settings.algorithm
+    if forced is not None and forced in candidates(spec, input_shape, weight_shape, direct_only):
+        return _within_cap(forced, spec, input_shape, weight_shape, dtype, direct_only)
     if measure:
         timings = measure_candidates(spec, input_shape, weight_shape, dtype, threads, direct_only=direct_only)
         return min(timings, key=timings.get), timings
-    if _autotune and not direct_only:
+    if settings.autotune and not direct_only:
         choice = _tuned_choice(spec, input_shape, weight_shape, dtype, threads)
     else:
         choice = heuristic(spec, input_shape, weight_shape, direct_only=direct_only)
@@ -230,18 +259,16 @@ def _timings(spec, input_shape, weight_shape, dtype, repeats, direct_only=False)
     return timings
 
 
-def set_algorithm(name: str | None) -> None:
-    """Force one algorithm wherever it applies (None: let the planner choose)."""
-    global _forced
-    if name is not None and name not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {name!r}; one of {sorted(ALGORITHMS)}")
-    _forced = name
+def set_algorithm(name: str | None) -> str | None:
+    """Force one algorithm wherever it applies (None: let the planner choose); returns the
+    previous one.  The process default: ``npconv.config(algorithm=...)`` forces one in a block."""
+    return set_defaults(where="set_algorithm", algorithm=name).algorithm
 
 
-def set_autotune(enabled: bool = True) -> None:
-    """Time the candidates once per (spec, shapes, dtype, threads) and keep the fastest."""
-    global _autotune
-    _autotune = bool(enabled)
+def set_autotune(enabled: bool = True) -> bool:
+    """Time the candidates once per (spec, shapes, dtype, threads) and keep the fastest; returns
+    the previous setting.  The process default: ``npconv.config(autotune=...)`` sets a block's."""
+    return set_defaults(where="set_autotune", autotune=bool(enabled)).autotune
 
 
 def cache_path() -> Path:
@@ -255,15 +282,24 @@ def _key(spec, input_shape, weight_shape, dtype, threads) -> str:
 
 
 def _tuned_choice(spec, input_shape, weight_shape, dtype, threads) -> str:
-    global _tuned
-    if _tuned is None:
-        _tuned = _read_cache()
+    tuned = _tuned_choices()
     key = _key(spec, input_shape, weight_shape, dtype, threads)
-    if _tuned.get(key) not in candidates(spec, input_shape, weight_shape):
-        timings = measure_candidates(spec, input_shape, weight_shape, dtype, threads)
-        _tuned[key] = min(timings, key=timings.get)
-        _merge_into_cache({key: _tuned[key]})
-    return _tuned[key]
+    choice = tuned.get(key)
+    if choice not in candidates(spec, input_shape, weight_shape):
+        timings = measure_candidates(spec, input_shape, weight_shape, dtype, threads)  # not under the lock
+        choice = tuned[key] = min(timings, key=timings.get)
+        _merge_into_cache({key: choice})
+    return choice
+
+
+def _tuned_choices() -> dict:
+    """The in-memory choices, read from the file once (by one thread) after each forget_tuned;
+    callers keep this dict, so a concurrent forget_tuned cannot pull it from under them."""
+    global _tuned
+    with _tuned_lock:
+        if _tuned is None:
+            _tuned = _read_cache()
+        return _tuned
 
 
 def _read_cache() -> dict:
@@ -305,7 +341,8 @@ def _lock(file) -> None:
 def forget_tuned() -> None:
     """Drop the in-memory autotune choices (the next tuned call reads the file again)."""
     global _tuned
-    _tuned = None
+    with _tuned_lock:
+        _tuned = None
 
 
 def weight_grad_algorithm(spec, x, gy, weight_shape) -> Algorithm:
@@ -316,7 +353,7 @@ def weight_grad_algorithm(spec, x, gy, weight_shape) -> Algorithm:
         algorithm = ALGORITHMS[choose_algorithm(spec, x.shape, weight_shape, x.dtype, direct_only=True)]
     usable = algorithm.weight_grad is not None and (
         algorithm.weight_grad_applies is None or algorithm.weight_grad_applies(spec, x.shape, weight_shape))
-    if _forced is None and algorithm.name == "depthwise_jit" and spec.groups == 1:
+    if current_settings().algorithm is None and algorithm.name == "depthwise_jit" and spec.groups == 1:
         usable = False  # the stems' weight gradient: im2col + GEMM 60 ms, the plane kernel 143
     return ALGORITHMS[_weight_grad_within_cap(algorithm.name if usable else "im2col_gemm", spec, x, weight_shape)]
 

@@ -95,6 +95,10 @@ class ConvRuleTypeError(ConvRule, TypeError):
     """A parameter of the wrong type (a float kernel size, a dict for padding)."""
 
 
+for _public in (ConvRuleError, ConvRuleTypeError):  # tracebacks name them where users import them
+    _public.__module__ = "npconv"
+
+
 Words = Mapping[str, Callable[[ConvRule], "str | BaseException"]]
 
 

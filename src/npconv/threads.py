@@ -7,10 +7,14 @@ threadpoolctl (NumPy's and SciPy's OpenBLAS alike), the compiled kernels through
 compiled depthwise kernels spread over the cores; NumPy's own elementwise passes (window
 gathering, Winograd's scatter) run on one.
 
+The cap is a setting of :mod:`npconv.settings`: :func:`set_num_threads` sets the process
+default (like ``torch.set_num_threads``), ``with npconv.config(threads=n):`` caps one block in
+one thread or task.
+
 Under concurrency (calls from many Python threads at once):
 
-- the cap is process-wide, like ``torch.set_num_threads``: each call reads it once when it
-  starts, so the most recent :func:`set_num_threads` applies to the calls started after it;
+- each call reads the cap once when it starts, so the most recent :func:`set_num_threads`
+  applies to the calls started after it, and a block's cap only to the calls made inside it;
 - BLAS limits are process-wide too, so they are shared: the first capped call to start
   records the libraries' own limits, the BLAS limit while capped calls run is the smallest
   of their caps (no call ever gets more BLAS threads than it asked for), and the last one
@@ -25,31 +29,27 @@ import contextlib
 import os
 import threading
 
-_threads: int | None = None
-_threads_lock = threading.Lock()
+from .settings import current as current_settings, set_defaults
 
 
 def set_num_threads(threads: int | None) -> int | None:
     """Cap the threads of every library npconv calls (None: their own defaults); returns the
-    previous cap.  Process-wide; calls already running keep the cap they started with."""
-    global _threads
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"set_num_threads: threads must be a positive int or None, got {threads!r}")
-    with _threads_lock:  # swap and report the previous cap as one step
-        previous, _threads = _threads, threads
-    return previous
+    previous cap.  The process default: calls already running keep the cap they started with,
+    and a ``npconv.config(threads=...)`` block keeps its own."""
+    return set_defaults(where="set_num_threads", threads=threads).threads
 
 
 def get_num_threads() -> int:
-    """The cap, or the number of cores when there is none."""
-    return _threads or os.cpu_count() or 1
+    """The cap in effect here (a block's, else the process default), or the number of cores
+    when there is none."""
+    return current_settings().threads or os.cpu_count() or 1
 
 
 @contextlib.contextmanager
 def limited(threads: int | None = None):
-    """Run the block with BLAS and Numba capped at ``threads`` (default: the global cap; no cap
-    set and none given: nothing changes)."""
-    threads = threads or _threads  # read once: a concurrent set_num_threads cannot split a call
+    """Run the block with BLAS and Numba capped at ``threads`` (default: the cap in effect; no
+    cap set and none given: nothing changes)."""
+    threads = threads or current_settings().threads  # read once: a concurrent change cannot split a call
     if threads is None:
         yield
         return

@@ -6,6 +6,9 @@ spectra, and the buffers :func:`scratch` keeps between calls.  Each algorithm sp
 into :func:`boxes` small enough to keep its scratch under :func:`limit`, and says the least it
 can run in (its ``min_workspace``); one whose least is over the cap is not planned, and a
 convolution no algorithm can run under the cap is refused by :func:`require` before any work.
+
+The cap is a setting of :mod:`npconv.settings`: :func:`set_workspace_limit` sets the process
+default, ``with npconv.config(workspace_limit=nbytes):`` caps one block in one thread or task.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import threading
 
 import numpy as np
 
-_limit = 256 * 2**20
+from .settings import current as current_settings, set_defaults
+
 MIN_LIMIT = 2**20
 
 
@@ -25,10 +29,10 @@ _reservations = threading.local()
 
 
 def limit() -> int:
-    """The current cap in bytes (default 256 MiB), less what this thread has :func:`reserved`
-    (never under the 1 MiB floor)."""
-    held = getattr(_reservations, "bytes", 0)
-    return _limit if not held else max(MIN_LIMIT, _limit - held)
+    """The cap in effect here in bytes (a block's, else the process default: 256 MiB unless
+    set), less what this thread has :func:`reserved` (never under the 1 MiB floor)."""
+    cap, held = current_settings().workspace_limit, getattr(_reservations, "bytes", 0)
+    return cap if not held else max(MIN_LIMIT, cap - held)
 
 
 @contextlib.contextmanager
@@ -43,15 +47,19 @@ def reserved(nbytes: int):
 
 
 def set_workspace_limit(nbytes: int) -> int:
-    """Set the cap (bytes, >= 1 MiB); returns the previous one.  Algorithms chunk their work to
-    stay under it; the planner skips an algorithm that cannot.  This thread's kept scratch
-    buffers are trimmed to the new cap at once (other threads' at their next call)."""
-    global _limit
-    if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < MIN_LIMIT:
-        raise ValueError(f"workspace limit must be an int of at least 1 MiB (1048576 bytes), got {nbytes!r}")
-    previous, _limit = _limit, nbytes
-    _trim(_buffers(), keep=None)
+    """Set the cap's process default (bytes, >= 1 MiB); returns the previous default.
+    Algorithms chunk their work to stay under the cap; the planner skips an algorithm that
+    cannot.  This thread's kept scratch buffers are trimmed to the cap at once (other threads'
+    at their next call); a ``npconv.config(workspace_limit=...)`` block keeps its own cap."""
+    previous = set_defaults(where="set_workspace_limit", workspace_limit=nbytes).workspace_limit
+    trim()
     return previous
+
+
+def trim() -> None:
+    """Drop this thread's kept scratch buffers, least recently used first, until they fit
+    under the cap in effect (after the cap changes)."""
+    _trim(_buffers(), keep=None)
 
 
 def _mib(nbytes: int) -> str:

@@ -1,6 +1,20 @@
-"""Convolution algorithms: each computes the same thing from a validated spec.
+"""Convolution algorithms: each computes the same thing from a validated spec (npconv.select
+registers them, with the shapes each applies to, and chooses one per call).
 
-- :mod:`.reference` — short loops over kernel taps, float64, the oracle for tests and teaching;
-- :mod:`.gemm` — strided windows + one batched BLAS GEMM per group (and its adjoint for
-  transposed convolution).
+- :mod:`.reference` — short loops over kernel taps, float64: the oracle of the tests, not planned;
+- :mod:`.im2col_gemm` — strided windows + one BLAS GEMM per image and group (and, as
+  ``gemm_col2im``, its adjoint for transposed convolution): the general algorithm;
+- :mod:`.pointwise` — 1x1 convolutions as a GEMM on the data as it lies;
+- :mod:`.depthwise` and :mod:`.depthwise_jit` — depthwise and few-channel grouped layers, in
+  NumPy and compiled with Numba (``depthwise_jit_kernels``);
+- :mod:`.direct_jit` — a compiled direct convolution (``direct_jit_kernels``);
+- :mod:`.winograd` — Winograd F(2, 3) and F(4, 3) for 3x3 stride-1 layers (``winograd_jit_kernels``);
+- :mod:`.fft` — FFT convolution for large kernels (:mod:`.fft_grad` its weight gradient,
+  :mod:`.fft_spectra` the kept kernel spectra);
+- :mod:`.polyphase` — strided transposed convolution as stride-1 phases;
+- :mod:`.separable_passes` — 2-D filters of low rank as a vertical and a horizontal 1-D pass.
+
+:mod:`.chunks` holds what the GEMM-based ones share.  Algorithms do not import one another;
+the composite ones (polyphase, separable passes) run their sub-convolutions through
+:func:`npconv.core.forward`, so the planner chooses for those too.
 """

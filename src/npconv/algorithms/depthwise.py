@@ -23,7 +23,7 @@ BLOCK_BYTES = 512 * 2**10
 
 
 def applies(spec, x_shape, w_shape) -> bool:
-    return not spec.transposed and spec.groups == x_shape[1]
+    return spec.is_depthwise(x_shape[1])
 
 
 def _reach(spec, runs) -> tuple[int, ...]:

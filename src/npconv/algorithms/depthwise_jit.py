@@ -60,7 +60,7 @@ def available() -> bool:
 
 def applies(spec, x_shape, w_shape) -> bool:
     return (available() and not spec.transposed and spec.ndim in (1, 2)
-            and x_shape[1] // spec.groups <= MAX_GROUP_CHANNELS)
+            and spec.channels_per_group(x_shape[1]) <= MAX_GROUP_CHANNELS)
 
 
 def _kernels():
@@ -99,7 +99,7 @@ def _layout(spec, x_shape) -> Layout:
     pads, out = spec.pads(x_shape[2:]), spec.out_spatial(x_shape[2:])
     lead, lead_pad = ((1,), ((0, 0),)) if spec.ndim == 1 else ((), ())
     pads, out = lead_pad + tuple(pads), lead + tuple(out)
-    group_channels = x_shape[1] // spec.groups
+    group_channels = spec.channels_per_group(x_shape[1])
     return Layout(lead + tuple(x_shape[2:]), pads[0][0], pads[1][0], lead + spec.kernel_size, lead + spec.stride,
                   lead + spec.dilation, out, group_channels, group_channels == 1 and out[1] < WIDE_ROWS)
 

@@ -1,4 +1,7 @@
 """Direct convolution compiled with Numba: dense, strided, dilated and grouped layers, 1-D to 3-D.
+A direct loop nest blocked for registers and cache with no window buffer in memory, after
+Zhang, Franchetti & Low 2018, "High Performance Zero-Memory Overhead Direct Convolutions"
+(ICML); here each job gathers a few windows into a small buffer instead.
 
 Layout (``direct_jit_kernels``): the input channels-last and group-major, (N, G, D, H, W * cig)
 with cig = C_in / groups, and the weights (C_out, kd, kh, kw, cig) flattened per output

@@ -1,4 +1,8 @@
-"""FFT convolution for large kernels (depthwise and dense), with ``scipy.fft``.
+"""FFT convolution for large kernels (depthwise and dense), with ``scipy.fft``: the convolution
+theorem (a correlation is a product of spectra) made cheap by the fast Fourier transform of
+Cooley & Tukey 1965, "An Algorithm for the Machine Calculation of Complex Fourier Series";
+long inputs in blocks by overlap-save (overlap-add's dual; Stockham 1966, "High-speed
+convolution and correlation").
 
 Per spatial dim, with input ``I``, pads ``(lo, hi)``, effective kernel ``E = d (k - 1) + 1``
 and ``U = I + lo + hi - E + 1`` stride-1 outputs, the correlation
@@ -126,7 +130,7 @@ def _kept_bytes(w_shape, plan, itemsize) -> int:
 def _kernel_stage(spec, w_shape, plan, r, keep) -> int:
     """The dilated kernel, its zero-filled copy and spectrum (kept: and the kept entry)."""
     kernels = w_shape[0] * w_shape[1]
-    dilated = kernels * math.prod(spec.effective_kernel) * r if max(spec.dilation) > 1 else 0
+    dilated = 0 if spec.undilated else kernels * math.prod(spec.effective_kernel) * r
     return dilated + kernels * (plan.points * r + plan.freqs * 2 * r) + (_kept_bytes(w_shape, plan, r) if keep else 0)
 
 
@@ -162,7 +166,7 @@ def _box_bytes(spec, x_shape, c_out, r, plan, images, tile_rows, grad=False) -> 
     padded = 0 if spec.padding_mode == "zeros" else images * c_in * math.prod(
         i + lo + hi for i, (lo, hi) in zip(x_shape[2:], spec.pads(x_shape[2:]))) * r
     x_spectra, y_spectra = tiles * c_in * plan.freqs * cplx, tiles * c_out * plan.freqs * cplx
-    dense = c_in // spec.groups > 1
+    dense = spec.channels_per_group(c_in) > 1
     real = tiles * c_out * math.prod(plan.lengths[1:]) * plan.blocks[0] * r
     if grad:
         return padded + buffer + x_spectra + tiles * c_out * (plan.points * r) + 2 * y_spectra
@@ -211,7 +215,7 @@ def _workers() -> int:
 
 
 def _dilated_kernel(w, spec) -> np.ndarray:
-    if max(spec.dilation) == 1:
+    if spec.undilated:
         return w
     out = np.zeros(w.shape[:2] + spec.effective_kernel, w.dtype)
     out[(slice(None), slice(None)) + tuple(slice(None, None, d) for d in spec.dilation)] = w

@@ -16,7 +16,7 @@ from .fft import (Plan, _box_bytes, _boxes, _fallbacks, _fill, _input_spectrum, 
 
 
 def weight_grad_applies(spec, x_shape, w_shape) -> bool:
-    return spec.groups == x_shape[1] and max(spec.stride) == 1
+    return spec.is_depthwise(x_shape[1]) and spec.unit_stride
 
 
 def _whole_grad_bytes(spec, x_shape, c_out, r, plan) -> int:

@@ -1,5 +1,7 @@
 """Strided windows + BLAS GEMM: the general algorithm (any dims, groups, stride, dilation,
 padding mode) and the one every other algorithm is checked against after the reference.
+Convolution unrolled into a matrix product: Chellapilla, Puri & Simard 2006, "High Performance
+Convolutional Neural Networks for Document Processing" (Caffe's convolution layer does the same).
 
 - forward: ``cols = im2col(x)`` viewed as (N, G, C_in/G * K, L), one GEMM per (image, group)
   with the weight viewed as (G, C_out/G, C_in/G * K) — the result is already NCHW;
@@ -10,8 +12,8 @@ padding mode) and the one every other algorithm is checked against after the ref
 
 The window buffer is built for a box of images and output positions at a time (whole images,
 else runs of output rows, else runs of columns of one row, ...): boxes aim at
-``CHUNK_TARGET_BYTES`` (about the L3 cache, so the GEMM reads the columns while they are still
-cached: 18 ms -> 11 ms on a 3x3 C64 56x56 N=8 float32 layer here) and never exceed
+``CHUNK_TARGET_BYTES`` (about the L3 cache, so the GEMM reads the columns while they
+are still cached: 18 ms -> 11 ms on a 3x3 C64 56x56 N=8 float32 layer here) and never exceed
 :func:`npconv.workspace.limit` (default 256 MiB) — C3D's 3x3x3 windows of one clip take
 347 MB unchunked.  The GEMM writes straight into the output (a box of whole rows or of part
 of one row is a strided matrix BLAS writes in place), so the windows are the only scratch of
@@ -29,31 +31,9 @@ import numpy as np
 from .. import workspace
 from ..blas import gemm
 from ..windows import col2im, im2col
+from .chunks import add_product, chunks, matrix, part_rows
 
 CHUNK_TARGET_BYTES = 8 * 2**20
-
-
-def chunks(n_images: int, out_spatial, cell_bytes: int, target: int | None = None, fixed: int = 0):
-    """Boxes (images, *out positions) whose buffers, ``cell_bytes`` per image and output
-    position, stay under the cap less the ``fixed`` scratch the caller holds besides, and
-    under the target (default CHUNK_TARGET_BYTES) down to one output row of one image: only
-    the cap splits a row (see :func:`npconv.workspace.boxes`)."""
-    target = CHUNK_TARGET_BYTES if target is None else target
-    budget = workspace.limit() - fixed
-
-    def fits(extents):
-        size = math.prod(extents) * cell_bytes
-        return size <= budget and (size <= target or extents[:2] == (1, 1))
-    return workspace.boxes((n_images,) + tuple(out_spatial), fits)
-
-
-def matrix(view: np.ndarray, rows: int) -> np.ndarray:
-    """(rows, L) view of a box of an NC(spatial) array: single indices, a run, whole dims
-    merge into one axis without a copy (a copy would be written to and lost)."""
-    flat = view.reshape(rows, -1)
-    if flat.size and not np.may_share_memory(flat, view):
-        raise AssertionError(f"a box of shape {view.shape} is not a strided matrix")
-    return flat
 
 
 def _windows(x, spec, pads, box, out=None):
@@ -81,7 +61,7 @@ def forward(x, w, spec, pads, out_spatial) -> np.ndarray:
     c_out, k = w.shape[0], spec.kernel_volume
     w_grouped = np.ascontiguousarray(w.reshape(g, c_out // g, (c_in // g) * k))
     out = np.empty((n, c_out) + tuple(out_spatial), dtype=x.dtype)
-    for box in chunks(n, out_spatial, _window_bytes(spec, x.shape, x.itemsize)):
+    for box in chunks(n, out_spatial, _window_bytes(spec, x.shape, x.itemsize), CHUNK_TARGET_BYTES):
         count, chunk_out = box[0].stop - box[0].start, workspace.extents(box[1:])
         buffer = workspace.scratch("im2col windows", (count, c_in) + spec.kernel_size + chunk_out, x.dtype)
         cols = _windows(x, spec, pads, box, buffer).reshape(count, g, (c_in // g) * k, math.prod(chunk_out))
@@ -111,7 +91,7 @@ def forward_transposed(x, w, spec, pads, out_spatial) -> np.ndarray:
     x = np.ascontiguousarray(x)  # boxes of it are matrices (a copy only of a non-contiguous input)
     w_t = w.reshape(g, c_in // g, c_out_g * k).transpose(0, 2, 1)  # (G, C_out/G*K, C_in/G): BLAS reads it transposed
     out = np.zeros((n, c_out_g * g) + tuple(out_spatial), dtype=x.dtype)
-    for box in chunks(n, x.shape[2:], cell):
+    for box in chunks(n, x.shape[2:], cell, CHUNK_TARGET_BYTES):
         count, grid = box[0].stop - box[0].start, workspace.extents(box[1:])
         cols = workspace.scratch("col2im columns", (count, g, c_out_g * k, math.prod(grid)), x.dtype)
         source = x[(box[0], slice(None)) + box[1:]]
@@ -126,25 +106,6 @@ def forward_transposed(x, w, spec, pads, out_spatial) -> np.ndarray:
 
 # ---- weight gradient -------------------------------------------------------------------
 
-def part_rows(rows: int, row_bytes: int, spare: int) -> int:
-    """Rows of a gradient's partial-sum scratch: all of them if they fit in ``spare`` bytes,
-    else as many as do (at least one)."""
-    return max(1, min(rows, spare // max(row_bytes, 1)))
-
-
-def add_product(total, a, b, first: bool, rows: int) -> None:
-    """total (M, K) = a (M, L) @ b (L, K) when ``first``, else total += it through a scratch of
-    ``rows`` rows of total at a time (the product is never formed whole beside the total)."""
-    if first:
-        np.matmul(a, b, out=total)
-        return
-    part = workspace.scratch("gradient part", (rows, total.shape[1]), total.dtype)
-    for start in range(0, total.shape[0], rows):
-        block = part[:min(rows, total.shape[0] - start)]
-        np.matmul(a[start:start + rows], b, out=block)
-        total[start:start + rows] += block
-
-
 def weight_grad_min_workspace(spec, x_shape, w_shape, itemsize) -> int:
     """Weight gradient: the windows of one output position and one row of the partial sum."""
     return _window_bytes(spec, x_shape, itemsize) + w_shape[1] * spec.kernel_volume * itemsize
@@ -158,11 +119,11 @@ def weight_grad(x, gy, spec, pads) -> np.ndarray:
     workspace.require({"im2col_gemm": weight_grad_min_workspace(spec, x.shape, w_shape, x.itemsize)})
     gy = np.ascontiguousarray(gy)  # boxes of it are matrices (a copy only of a non-contiguous input)
     cell, row = _window_bytes(spec, x.shape, x.itemsize), (c_in // g) * k * x.itemsize
-    boxes = chunks(n, out_spatial, cell)
+    boxes = chunks(n, out_spatial, cell, CHUNK_TARGET_BYTES)
     rows = c_out // g
     if len(boxes) > 1:  # partial sums after the first box: their scratch shares the cap with the windows
         rows = part_rows(c_out // g, row, (workspace.limit() - cell) // 2)
-        boxes = chunks(n, out_spatial, cell, fixed=rows * row)
+        boxes = chunks(n, out_spatial, cell, CHUNK_TARGET_BYTES, fixed=rows * row)
     gw = (np.empty if boxes else np.zeros)((g, c_out // g, (c_in // g) * k), dtype=x.dtype)  # no images: zero
     for number, box in enumerate(boxes):
         count, chunk_out = box[0].stop - box[0].start, workspace.extents(box[1:])

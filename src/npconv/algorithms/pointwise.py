@@ -10,17 +10,16 @@ import numpy as np
 from .. import workspace
 from ..arrays import is_channels_last
 from ..blas import gemm
-from .im2col_gemm import add_product, matrix, part_rows
+from .chunks import add_product, matrix, part_rows
 
 
 def applies(spec, x_shape, w_shape) -> bool:
-    return (not spec.transposed and spec.kernel_volume == 1
-            and all(lo == hi == 0 for lo, hi in spec.pads(x_shape[2:])))
+    return spec.is_pointwise
 
 
 def _sampled_bytes(spec, x_shape, itemsize) -> int:
     """The gathered input of one image and output position (stride 1: none, x is read in place)."""
-    return 0 if max(spec.stride) == 1 else x_shape[1] * itemsize
+    return 0 if spec.unit_stride else x_shape[1] * itemsize
 
 
 def min_workspace(spec, x_shape, w_shape, itemsize) -> int:
@@ -43,7 +42,7 @@ def _sample(x, spec, box) -> np.ndarray:
     """(count, C_in, *box) input positions read by a box of outputs: a view at stride 1, else a scratch copy."""
     source = x[(box[0], slice(None)) + tuple(slice(run.start * s, (run.stop - 1) * s + 1, s)
                                              for run, s in zip(box[1:], spec.stride))]
-    if max(spec.stride) == 1:
+    if spec.unit_stride:
         return source
     sampled = workspace.scratch("pointwise sample", source.shape, x.dtype)
     sampled[...] = source
@@ -52,7 +51,7 @@ def _sample(x, spec, box) -> np.ndarray:
 
 def forward(x, w, spec, pads, out_spatial) -> np.ndarray:
     workspace.require({"pointwise": min_workspace(spec, x.shape, w.shape, x.itemsize)})
-    if is_channels_last(x) and spec.groups == 1 and max(spec.stride) == 1:
+    if is_channels_last(x) and spec.groups == 1 and spec.unit_stride:
         return _channels_last_forward(x, w)
     n, c_in, g = x.shape[0], x.shape[1], spec.groups
     c_out = w.shape[0]

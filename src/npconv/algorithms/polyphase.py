@@ -1,5 +1,7 @@
 """Strided transposed convolution as stride-1 convolutions, one per output phase (sub-pixel
-decomposition).
+decomposition): the polyphase decomposition of an interpolation filter (Vaidyanathan,
+*Multirate Systems and Filter Banks*, 1993, ch. 4: upsampling then filtering equals s
+shorter filters whose outputs interleave).
 
 A transposed convolution (stride s, dilation d, pads lo/hi, per dim) adds ``x[i] * w[k]``
 into output ``o = i*s - lo + k*d``.  The outputs of one *phase* ``o = r + s*q`` (r < s)
@@ -53,7 +55,7 @@ def applies(spec, x_shape, w_shape) -> bool:
     convolution already: npconv.core.as_forward_convolution) and zero padding: the input
     gradient of a reflect/replicate/circular conv is a transposed spec keeping its mode (the
     padded border's gradient folded back onto the input), which gemm_col2im computes."""
-    return spec.transposed and max(spec.stride) > 1 and spec.padding_mode == "zeros"
+    return spec.transposed and not spec.unit_stride and spec.padding_mode == "zeros"
 
 
 # ---- the phases: pure index arithmetic --------------------------------------------------
@@ -142,9 +144,9 @@ def phase_dilation(spec) -> tuple[int, ...]:
 def phase_spec(spec, kernel_size, pads):
     """A phase's (or piece's) plain convolution: stride 1, its taps, its pads."""
     n = spec.ndim
-    return dataclasses.replace(spec, kernel_size=tuple(kernel_size), stride=(1,) * n, padding=tuple(pads),
-                               dilation=phase_dilation(spec), transposed=False, output_padding=(0,) * n,
-                               op=f"conv{n}d")
+    return spec.with_pads(pads, kernel_size=tuple(kernel_size), stride=(1,) * n,
+                          dilation=phase_dilation(spec), transposed=False, output_padding=(0,) * n,
+                          op=f"conv{n}d")
 
 
 def _tap_slice(taps) -> slice:

@@ -53,7 +53,7 @@ import numpy as np
 from .. import compiled as compiled_kernels
 from .. import workspace
 from ..windows import im2col, tap_sources
-from .im2col_gemm import chunks
+from .chunks import chunks
 
 try:
     import numba
@@ -75,8 +75,7 @@ def transform_block_bytes() -> int:
 
 
 def applies(spec, x_shape, w_shape) -> bool:
-    return (not spec.transposed and all(k == 3 for k in spec.kernel_size) and max(spec.stride) == 1
-            and max(spec.dilation) == 1)
+    return not spec.transposed and all(k == 3 for k in spec.kernel_size) and spec.unit_stride and spec.undilated
 
 
 def applies_f4(spec, x_shape, w_shape) -> bool:
@@ -291,16 +290,16 @@ def _forward_compiled(x, w, spec, pads, out_spatial, m, fixed, per_tile) -> np.n
 def _forward_numpy(x, w, spec, pads, out_spatial, m, fixed, per_tile) -> np.ndarray:
     """Gather (im2col) -> Kronecker input transform -> batched GEMM -> Kronecker output
     transform -> scatter, per chunk, all in NumPy."""
-    n, nd, g = spec.ndim, x.shape[0], spec.groups
+    n, images, g = spec.ndim, x.shape[0], spec.groups
     c_in, c_out, a = x.shape[1], w.shape[0], m + 2
     workspace.make_room(fixed)
     tiles = tuple(-(-o // m) for o in out_spatial)
     in_kron, out_kron = _kron_transforms(m, n, x.dtype)
     u = kept_transformed_weight(w, m, g)
     ends = tuple(size + hi for size, (_, hi) in zip(x.shape[2:], pads))
-    out = np.empty((nd, c_out) + tuple(out_spatial), x.dtype)
+    out = np.empty((images, c_out) + tuple(out_spatial), x.dtype)
     gathered_share = a ** n * c_in * x.itemsize / per_tile
-    for box in _tile_chunks(nd, tiles, per_tile * math.prod(tiles[1:]), gathered_share, fixed):
+    for box in _tile_chunks(images, tiles, per_tile * math.prod(tiles[1:]), gathered_share, fixed):
         count, chunk_tiles = box[0].stop - box[0].start, workspace.extents(box[1:])
         length = count * math.prod(chunk_tiles)
         gathered = workspace.scratch("winograd tiles", (a ** n, c_in, count) + chunk_tiles, x.dtype)

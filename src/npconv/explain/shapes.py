@@ -22,9 +22,9 @@ from fractions import Fraction
 import numpy as np
 
 from ..nn.conv import Conv2d, ConvNd, check_module_dtype
-from ..nn.layers import Flatten, Linear, _PoolNd
+from ..nn.layers import Flatten, Linear, PoolNd
 from ..nn.module import Module, Sequential
-from ..nn.separable import DepthwiseSeparableConv2d
+from ..nn.depthwise_separable import DepthwiseSeparableConv2d
 from ..spec import ConvSpec, is_int, weight_shape
 
 
@@ -159,8 +159,8 @@ def _flatten(layers) -> list[Module]:
 def _layer_row(name, module, shape, rf, jump) -> LayerShape:
     if isinstance(module, ConvNd):
         return _conv_row(name, module, shape, rf, jump)
-    if isinstance(module, _PoolNd):
-        k, s, d, pads, out = module._geometry(shape[2:])
+    if isinstance(module, PoolNd):
+        k, s, d, pads, out = module.window_geometry(shape[2:])
         ek = tuple(dd * (kk - 1) + 1 for kk, dd in zip(k, d))
         new_rf, new_jump = grow_receptive_field(rf, jump, ek, s, transposed=False)
         return LayerShape(name, shape, shape[:2] + out, pads, ek, receptive_field=new_rf, jump=new_jump)

@@ -11,7 +11,7 @@ from .layers import (AvgPool1d, AvgPool2d, AvgPool3d, Dropout, Flatten, Linear, 
                      MaxPool3d, ReLU)
 from .loss import CrossEntropyLoss
 from .module import Module, Parameter, Sequential
-from .separable import DepthwiseSeparableConv2d
+from .depthwise_separable import DepthwiseSeparableConv2d
 
 __all__ = ["Module", "Parameter", "Sequential", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d",
            "ConvTranspose2d", "ConvTranspose3d", "LazyConv1d", "LazyConv2d", "LazyConv3d",

@@ -9,6 +9,9 @@ Per output pixel, for C_in -> C_out channels, a kh x kw kernel and depth multipl
 
 so the separable layer costs m / C_out + m / (kh * kw) of the standard one (Howard et al.
 2017, "MobileNets", eq. 5: 1/N + 1/D_K^2 with m = 1).
+
+Not to be confused with *spatially* separable filters (one k x k filter as a k x 1 and a
+1 x k one): :mod:`npconv.separable`.
 """
 
 from __future__ import annotations
