@@ -44,7 +44,7 @@ __all__ = ["conv", "conv_transpose", "col2im", "conv_pads", "conv_transpose_pads
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
 
 
-# ---- attribute normalisation (pure) ------------------------------------------------------
+# ---- attribute normalisation --------------------------------------------------------------
 
 def int_list(op: str, name: str, value, length: int, default: int, minimum: int) -> tuple[int, ...]:
     """An ONNX ints attribute as a tuple of ``length`` ints >= ``minimum`` (None: default)."""
@@ -123,8 +123,9 @@ def conv_transpose_pads(in_spatial, kernel_shape, *, auto_pad="NOTSET", dilation
     if output_shape is None:
         output_shape = tuple(i * s for i, s in zip(in_spatial, strides))
     target = output_shape_values(op, output_shape, n)
-    full = (s * (i - 1) + p + (k - 1) * d + 1 for i, k, s, d, p in
-            zip(in_spatial, kernel_shape, strides, dilations, output_padding))
+    with worded(ONNX_WORDS):  # the full scatter: the spec's transposed size without pads
+        full = ConvSpec.build(tuple(kernel_shape), strides, 0, dilations, 1, "zeros", True, output_padding,
+                              op=op).out_spatial(in_spatial)
     return tuple(_same_split(f - o, auto_pad == "SAME_UPPER") for f, o in zip(full, target))
 
 

@@ -231,11 +231,14 @@ class ConvSpec:
             raise errors.output_too_small(self.op, in_spatial, pads, out, numbers, d)
         return out
 
+    def _numbers(self) -> dict:
+        return {"kernel_size": self.kernel_size, "dilation": self.dilation, "stride": self.stride,
+                "effective_kernel": self.effective_kernel}
+
     def _check_kernel_fits(self, in_spatial, pads) -> None:
         for d, ((lo, hi), size, ek) in enumerate(zip(pads, in_spatial, self.effective_kernel)):
             if size + lo + hi < ek:
-                raise errors.kernel_too_big(self.op, in_spatial, pads, self.kernel_size, self.dilation,
-                                             self.stride, d)
+                raise errors.kernel_too_big(self.op, in_spatial, pads, self._numbers(), d)
 
 
 def check_mode_pad(mode: str, size: int, lo: int, hi: int, dim: int, op: str) -> None:

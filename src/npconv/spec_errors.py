@@ -29,8 +29,9 @@ rule                       numbers
 ``output_padding_negative``  values
 ``output_padding_conv``    values
 ``output_padding_limit``   values, stride, dilation, output_padding, limit (dim set)
-``kernel_fits``            size, lo, hi, padded, kernel, dilation, effective, in_spatial, pads,
-                           padded_spatial, effective_kernel, stride, blocks (dim set)
+``kernel_fits``            size, lo, hi, padded, kernel, dilation, effective (in dim), and the
+                           tuples in_spatial, pads, padded_spatial, kernel_size, dilations,
+                           stride, effective_kernel, blocks (dim set)
 ``reflect_pad``            size, lo, hi (dim set)
 ``circular_pad``           size, lo, hi (dim set)
 ``output_size``            size, stride, lo, hi, kernel, dilation, output_padding, out, full,
@@ -238,14 +239,16 @@ def output_padding_limit(op, values, stride, dilation, dim) -> ConvRuleError:
                  "limit": max(s, d) - 1}, nearest=f"output_padding {max(s, d) - 1} in dim {dim}")
 
 
-def kernel_too_big(op, in_spatial, pads, kernel, dilation, stride, dim) -> ConvRuleError:
-    """The effective kernel is larger than the padded input in ``dim`` (``blocks``: the
-    window counts floor((padded - effective) / stride) + 1 per dim, some below one)."""
+def kernel_too_big(op, in_spatial, pads, spec_numbers, dim) -> ConvRuleError:
+    """The effective kernel is larger than the padded input in ``dim``; ``spec_numbers`` holds
+    the spec's kernel_size, dilation, stride and effective_kernel tuples (``blocks``: the window
+    counts floor((padded - effective) / stride) + 1 per dim, some below one)."""
+    kernel, dilation, stride, effective = (spec_numbers[key] for key in
+                                           ("kernel_size", "dilation", "stride", "effective_kernel"))
     padded = tuple(i + lo + hi for i, (lo, hi) in zip(in_spatial, pads))
-    effective = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
     blocks = tuple((p - e) // s + 1 for p, e, s in zip(padded, effective, stride))
     (lo, hi), size, k, d = pads[dim], in_spatial[dim], kernel[dim], dilation[dim]
-    nearest = kernel_fit_fixes(size, lo, hi, k, d)
+    nearest = kernel_fit_fixes(size, lo, hi, k, d, effective[dim])
     return ConvRuleError(
         f"{op}: Calculated padded input size per channel: ({_x(padded)}). Kernel size: "
         f"({_x(effective)}). Kernel size can't be greater than actual input size: "
@@ -255,13 +258,13 @@ def kernel_too_big(op, in_spatial, pads, kernel, dilation, stride, dim) -> ConvR
         numbers={"size": size, "lo": lo, "hi": hi, "padded": padded[dim], "kernel": k, "dilation": d,
                  "effective": effective[dim], "in_spatial": tuple(in_spatial), "pads": tuple(pads),
                  "padded_spatial": padded, "effective_kernel": effective, "stride": tuple(stride),
-                 "blocks": blocks})
+                 "kernel_size": tuple(kernel), "dilations": tuple(dilation), "blocks": blocks})
 
 
-def kernel_fit_fixes(size: int, lo: int, hi: int, k: int, d: int) -> str:
+def kernel_fit_fixes(size: int, lo: int, hi: int, k: int, d: int, effective: int) -> str:
     """The settings nearest to a refused one that make the kernel fit the padded input."""
     padded = size + lo + hi
-    missing = d * (k - 1) + 1 - padded
+    missing = effective - padded
     fixes = [f"padding {lo + -(-missing // 2)} per side (padded {size + 2 * (lo + -(-missing // 2))})"
              if lo == hi else f"padding ({lo}, {hi + missing})"]
     if k > 1 and padded > 1 and (padded - 1) // (k - 1) >= 1:

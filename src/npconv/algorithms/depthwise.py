@@ -28,8 +28,7 @@ def applies(spec, x_shape, w_shape) -> bool:
 
 def _reach(spec, runs) -> tuple[int, ...]:
     """Padded input extent read by runs of ``runs`` outputs per spatial dim."""
-    return tuple((r - 1) * s + d * (k - 1) + 1
-                 for r, s, d, k in zip(runs, spec.stride, spec.dilation, spec.kernel_size))
+    return tuple((r - 1) * s + ek for r, s, ek in zip(runs, spec.stride, spec.effective_kernel))
 
 
 def _block_bytes(spec, m, itemsize, products: bool):
