@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test fuzz bench clean chromium
+.PHONY: demo test fuzz bench clean chromium docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test,bench,demo]'
+	$(BIN)/pip install --quiet -e '.[test,bench,demo,docs,dev]'
 	touch $@
 
 demo: $(VENV)/.installed-demo
@@ -34,8 +34,12 @@ fuzz: $(VENV)/.installed-test
 	NPCONV_FUZZ=long $(BIN)/python -m pytest -p no:cacheprovider --hypothesis-show-statistics \
 	  tests/test_fuzz.py tests/test_fuzz_regressions.py
 
+# the API reference site, warnings as errors, into docs/_build/html (make test builds it too)
+docs: $(VENV)/.installed-test
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/layers.py
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache docs/_build
