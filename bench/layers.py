@@ -17,7 +17,8 @@ spin after a call), which measured 2-4x on this VM and would make either side lo
 row's very first npconv call (where Numba compiles or loads its kernels) is never timed either.
 Reported: medians of the turns, the medians of the per-turn ratios peer/npconv (> 1 means
 npconv is faster), and geometric means with min and max of each ratio over the rows.  Output: two
-tables, a JSON file (every row, the machine's figures, the geometric means) and a PNG beside it.
+tables, a JSON file (every row, the machine's figures, the geometric means) and a PNG beside it
+(bench/chart.py, which also redraws docs/bench_speedups.png from a saved JSON).
 
     python bench/layers.py [--repeats 9 | --quick] [--rows 3,26] [--json bench/results/layers.json]
 
@@ -50,6 +51,8 @@ import npconv
 import npconv.grad
 import npconv.separable
 import onnxruntime as ort
+from chart import draw_chart
+from npconv.cpu import cpu_model
 from peers import onnx_runtime_conv
 from roofline import measure_machine, roofline_floor
 
@@ -315,16 +318,8 @@ def main(argv=None) -> None:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(dict(machine=machine, versions=versions(), repeats=repeats,
                                                block=args.block, rows=results, summary=summary), indent=2))
-    print(f"\nwrote {args.json} and {draw_chart(results, summary, Path(args.json).with_suffix('.png'))}")
-
-
-def cpu_model() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return platform.processor()
-    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    return names[0] if names else platform.processor()
+    chart = draw_chart(results, summary, Path(args.json).with_suffix(".png"), machine, versions())
+    print(f"\nwrote {args.json} and {chart} (docs/bench_speedups.png: python bench/chart.py {args.json})")
 
 
 def versions() -> dict:
@@ -371,61 +366,6 @@ def print_summary(summary: dict) -> None:
 def _fmt(value, spec: str, suffix: str = "") -> str:
     width = int(spec.split(".")[0]) + len(suffix)
     return f"{'-':>{width}}" if value is None else f"{value:{spec}}{suffix}"
-
-
-def draw_chart(results, summary: dict, path: Path) -> Path:
-    """Three panels, log scale, 1x marked: torch/npconv (forward, fwd+bwd), ORT/npconv forward,
-    and time / roofline floor (npconv and ORT)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    y = np.arange(len(results))
-    fig, axes = plt.subplots(1, 3, sharey=True, figsize=(16, 0.32 * len(results) + 2))
-    panels = [
-        ("torch time / npconv time (> 1: npconv faster)",
-         [("forward", "speedup", "forward", "#3b75af"), ("forward_backward", "speedup", "fwd + bwd", "#ef8636")]),
-        ("ONNX Runtime time / npconv time, forward (> 1: npconv faster)",
-         [("forward", "onnxruntime_speedup", "forward", "#519e3e")]),
-        ("time / roofline floor, forward (1 = at the machine's limit)",
-         [("forward", "npconv_floor", "npconv", "#3b75af"),
-          ("forward", "onnxruntime_floor", "ONNX Runtime", "#519e3e")]),
-    ]
-    for ax, (title, bars) in zip(axes, panels):
-        _draw_panel(ax, y, results, bars)
-        ax.set_title(title, fontsize=9)
-    axes[0].set_yticks(y, [f"{r['row']} {r['name']}" for r in results], fontsize=8)
-    axes[0].invert_yaxis()
-    means = ", ".join(f"{label} {s['geomean']:.2f}x" for label, s in summary.items())
-    fig.suptitle(f"npconv vs torch {torch.__version__} and ONNX Runtime {ort.__version__} (CPU); "
-                 f"geometric means: {means}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def _draw_panel(ax, y, results, bars) -> None:
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-    from matplotlib.transforms import blended_transform_factory
-
-    height = 0.8 / len(bars)
-    for i, (section, key, label, color) in enumerate(bars):
-        values = [r[section][key] or np.nan for r in results]  # no bar where the figure is missing
-        offsets = y + (i - (len(bars) - 1) / 2) * height
-        ax.barh(offsets, values, height=height * 0.95, color=color, label=label)
-        for offset, value in zip(offsets, values):
-            if np.isnan(value):  # the float64 row: ONNX Runtime has no float64 Conv on CPU
-                ax.text(0.01, offset, "n/a (float64)", va="center", fontsize=7,
-                        transform=blended_transform_factory(ax.transAxes, ax.transData))
-    ax.axvline(1.0, color="black", linewidth=1)
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.grid(axis="x", which="major", linewidth=0.3, alpha=0.5)
-    ax.legend(loc="lower right", fontsize=8)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ suite checks that every picture the guide shows is here and has the frames its s
 from pathlib import Path
 
 from npconv import nn
-from npconv.explain.animate import animate, receptive_field_png
+from npconv.explain import animate, receptive_field_png
 
 IMAGES = Path(__file__).resolve().parent / "images"
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from npconv import nn
-from npconv.explain.animate import (Geometry, animate, frame, palette, receptive_field,
+from npconv.explain.animation import (Geometry, animate, frame, palette, receptive_field,
                                     receptive_field_image, receptive_field_png, trace_receptive_field)
 from npconv.explain.footprint import explain_output, explain_transposed_output
 from npconv.windows import tap_sources
@@ -330,3 +330,20 @@ def test_geometry_and_receptive_field_arithmetic_run_without_pillow():
     n_frames, (width, height) = expected_picture((5, 5), stride=2, padding=1, cell=16)
     rf_size = (12 * 20, 12 // 2 + 12 * sum(rows + 2 for rows in (9, 7, 5)))
     assert [int(v) for v in run.stdout.split()] == [n_frames, width, height, 4, 5, 6, *rf_size]
+
+
+def test_the_documented_paths_are_the_functions(tmp_path):
+    """The README's ``npconv.explain.animate(...)``, ``receptive_field_png(...)`` and
+    ``write_page(...)`` are functions of npconv.explain (the GIF writer's module is
+    ``npconv.explain.animation``), and importing them needs no Pillow."""
+    import npconv.explain
+    from npconv.explain import animate as animate_, receptive_field_png as png, write_page
+
+    assert animate_ is animate and callable(npconv.explain.animate) and png is receptive_field_png
+    gif = npconv.explain.animate(tmp_path / "a.gif", (4, 4), 3, stride=1, padding=1)
+    with Image.open(gif) as picture:
+        assert picture.n_frames == 16
+    assert "<!DOCTYPE html>" in write_page(tmp_path / "p.html", input_size=(6, 6)).read_text()
+    code = "import sys; sys.modules['PIL'] = None\nfrom npconv.explain import animate, write_page, receptive_field_png"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr

@@ -1,5 +1,6 @@
 """The npconv command: help with examples, aligned output, status 2 on bad arguments."""
 
+import re
 import subprocess
 import sys
 
@@ -43,11 +44,27 @@ def test_bad_arguments_exit_2_with_a_clear_message(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_explain_with_no_options_reproduces_the_documents(capsys):
+def test_explain_with_no_options_reproduces_the_hand_sums(capsys):
     assert main(["explain"]) == 0
     out = capsys.readouterr().out
     assert "10/10 hand-summed examples" in out
+    assert "\u2713 3 channels -> 1, 3x3, padding 1, output[0, 0, 0, 0]\n" in out
     assert "474 = 0+1+6+7 + 36+37+42+43 + 72+73+78+79" in out
+
+
+def test_teaching_text_names_settings_not_documents(capsys):
+    """The demo, explain and every help text describe each example by its setting; none cites
+    a document or section the user does not have."""
+    assert main(["demo", "--no-training"]) == 0
+    assert main(["explain"]) == 0
+    texts = [capsys.readouterr().out]
+    for argv in ([], *([command] for command in COMMANDS)):
+        with pytest.raises(SystemExit):
+            main([*argv, "--help"])
+        texts.append(capsys.readouterr().out)
+    for text in texts:
+        assert not re.search(r"document|\[00\d|section \d", text), text
+    assert "Depthwise conv: 3 channels -> 3, 3x3 ones, groups=3, padding=1" in texts[0]
 
 
 def test_shape_prints_the_table(capsys):
@@ -103,3 +120,16 @@ def test_animate_and_visualize_write_their_files(tmp_path, capsys):
     assert main(["visualize", str(tmp_path / "bad.html"), "--input", "2,2", "--kernel", "5"]) == 2
     assert not (tmp_path / "bad.html").exists()
     assert "effective kernel 5" in capsys.readouterr().err
+
+
+def test_visualize_starts_from_pytorchs_defaults(tmp_path, capsys):
+    """No option given means PyTorch's default (padding 0, stride 1, ...), so a refusal names
+    the user's own numbers, never a padding they did not set."""
+    page = tmp_path / "page.html"
+    assert main(["visualize", str(page)]) == 0
+    text = page.read_text(encoding="utf-8")
+    for pair in ('"stride": 1', '"padding": 0', '"dilation": 1', '"groups": 1', '"mode": "zeros"',
+                 '"transposed": false'):
+        assert pair in text
+    assert main(["visualize", str(tmp_path / "big.html"), "--input", "5,5", "--kernel", "9"]) == 2
+    assert "padded input 5 = 5 + 0 + 0 < effective kernel 9" in capsys.readouterr().err

@@ -146,7 +146,7 @@ def test_conv_matrix_of_a_batch_is_block_diagonal():
 
 
 def test_the_seed_transposed_matrix_example():
-    """The documents' picture: a 4x4 input, 3x3 kernel, C is 4 x 16 and o = C^T i is 4x4 again."""
+    """A 4x4 input, 3x3 kernel: C is 4 x 16, and o = C^T i maps the 2x2 output back to 4x4."""
     w = np.arange(1, 10, dtype=np.float64).reshape(1, 1, 3, 3)
     matrix = conv_matrix(w, (1, 4, 4))
     assert matrix.shape == (4, 16)
@@ -156,10 +156,10 @@ def test_the_seed_transposed_matrix_example():
     np.testing.assert_array_equal(matrix.T @ i, want.ravel())
 
 
-# ---- the documents' hand sums, as golden text -----------------------------------------
-@pytest.mark.parametrize("hand", HAND_SUMS, ids=[h.stated.split("=")[0].strip() for h in HAND_SUMS])
-def test_every_hand_sum_of_the_documents_is_reproduced(hand):
-    assert hand.reproduced(), f"{hand.explain().sum_line()} != {hand.stated}"
+# ---- the sums worked by hand, as golden text --------------------------------------------
+@pytest.mark.parametrize("hand", HAND_SUMS, ids=[h.expected.split("=")[0].strip() for h in HAND_SUMS])
+def test_every_hand_sum_is_reproduced(hand):
+    assert hand.reproduced(), f"{hand.explain().sum_line()} != {hand.expected}"
 
 
 def test_the_standard_example_reads_as_golden_text():
@@ -200,7 +200,7 @@ def test_shape_report_matches_pytorch_modules():
         y = layer(y)
         assert row.out_shape == tuple(y.shape)
         assert row.params == sum(p.numel() for p in layer.parameters())
-    assert report.layers[0].params_formula == "(5*5 * 3/1 + 1) * 16 = 1,216"  # the documents' formula
+    assert report.layers[0].params_formula == "(5*5 * 3/1 + 1) * 16 = 1,216"  # (k*k * C_in/groups + 1) * C_out
     assert report.layers[2].macs == 2 * 32 * 13 * 11 * (16 // 4) * 9
     assert report.layers[4].out_range == ((12, 13), (10, 11))  # 6x5 after the pool
 

@@ -14,7 +14,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 sys.path.insert(0, str(DOCS))
 import make_pictures  # noqa: E402
 
-from npconv.explain.animate import Geometry  # noqa: E402
+from npconv.explain.animation import Geometry  # noqa: E402
 
 SHOWN = re.findall(r"\(images/([\w.]+)\)", (DOCS / "guide.md").read_text(encoding="utf-8"))
 

@@ -174,7 +174,9 @@ def test_write_page_validates_and_injects(tmp_path):
     with pytest.raises(TypeError):
         write_page(tmp_path / "bad.html", strides=2)
     assert not (tmp_path / "bad.html").exists()
-    assert initial_controls(**DEFAULTS)["padding"] == 1
+    starts = initial_controls(**DEFAULTS)  # PyTorch's defaults, as `npconv visualize` starts
+    assert (starts["stride"], starts["padding"], starts["dilation"], starts["groups"], starts["mode"],
+            starts["transposed"], starts["out_pad"]) == (1, 0, 1, 1, "zeros", False, 0)
 
 
 # ---- the page in Chromium ---------------------------------------------------------------
@@ -248,14 +250,15 @@ def test_the_worked_refusal_and_channel_rules(driver):
     set_controls(driver, controls_for(in_h=""))
     assert "whole number" in driver.find_element("id", "error").text
     set_controls(driver, controls_for())
-    assert driver.find_elements("id", "error") == [] and formula_sizes(driver) == (5, 5)
+    assert driver.find_elements("id", "error") == [] and formula_sizes(driver) == (3, 3)
     assert console_errors(driver) == []
 
 
 def test_typing_and_clicking_rerender(driver):
     from selenium.webdriver.support.ui import Select
 
-    set_controls(driver, controls_for())
+    set_controls(driver, controls_for(padding=1))
+    assert driver.title == "npconv: Conv2d, cell by cell"
     stride = driver.find_element("id", "stride")
     stride.clear()
     stride.send_keys("2")
@@ -265,6 +268,7 @@ def test_typing_and_clicking_rerender(driver):
     assert not driver.find_element("id", "out_pad").is_enabled()
     driver.find_element("id", "transposed").click()
     assert driver.find_element("id", "out_pad").is_enabled()
+    assert driver.title == "npconv: ConvTranspose2d, cell by cell" == "npconv: " + driver.find_element("id", "title").text
     assert 'Only "zeros" padding mode' in driver.find_element("id", "error").text
     Select(driver.find_element("id", "mode")).select_by_value("zeros")
     assert formula_sizes(driver) == (9, 9)  # (5-1)*2 - 2*1 + 1*(3-1) + 0 + 1

@@ -1,4 +1,4 @@
-"""The spec documents' worked examples are golden tests, and PyTorch agrees with them."""
+"""The worked examples (settings with known answers) are golden tests, and PyTorch agrees with them."""
 
 import numpy as np
 import pytest
@@ -13,11 +13,11 @@ EXAMPLES = worked_examples()
 @pytest.mark.parametrize("example", EXAMPLES, ids=[e.name for e in EXAMPLES])
 def test_worked_example_reproduced(example):
     got, ok = example.run()
-    assert ok, f"{example.name}: npconv gives {got}, the document states {example.stated}"
+    assert ok, f"{example.name}: npconv gives {got}, expected {example.expected}"
 
 
-def test_the_documents_values_are_pytorchs():
-    """Two stated values recomputed by PyTorch, so the golden data is itself checked."""
+def test_the_expected_values_are_pytorchs():
+    """Two expected values recomputed by PyTorch, so the golden data is itself checked."""
     sobel = torch.nn.functional.conv2d(torch.from_numpy(SOBEL_INPUT)[None, None],
                                        torch.from_numpy(SOBEL_KERNEL)[None, None])
     np.testing.assert_array_equal(sobel[0, 0].numpy(), [[155, 85, 5], [-15, -15, -5], [-230, -315, -320]])

@@ -20,7 +20,12 @@ from .spec_errors import ConvRuleError, ConvRuleTypeError  # noqa: E402
 from .threads import get_num_threads, set_num_threads  # noqa: E402
 from .workspace import set_workspace_limit  # noqa: E402
 
-__version__ = "0.1.0"
+import importlib.metadata as _metadata  # noqa: E402
+
+try:  # single-sourced: the version in pyproject.toml, read from the installed metadata
+    __version__ = _metadata.version("npconv")
+except _metadata.PackageNotFoundError:  # pragma: no cover - a source tree on sys.path, not installed
+    __version__ = "0+unknown"
 __all__ = ["conv", "config", "ConvSpec", "ConvRuleError", "ConvRuleTypeError", "functional", "grad", "nn", "optim", "keras", "onnx", "convert", "separable", "save", "load", "manual_seed",
            "choose_algorithm", "set_algorithm", "set_autotune", "set_workspace_limit", "set_num_threads",
            "get_num_threads", "__version__"]

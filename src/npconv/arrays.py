@@ -10,12 +10,35 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 SUPPORTED_FLOATS = (np.float16, np.float32, np.float64)
 
 
-def as_real_array(value, name: str, op: str = "conv") -> np.ndarray:
-    """``value`` as an ndarray of a supported float dtype, refusing what cannot be one."""
+def as_real_array(value: npt.ArrayLike | None, name: str, op: str = "conv") -> np.ndarray:
+    """``value`` as an ndarray of a supported float dtype, refusing what cannot be one.
+
+    Parameters
+    ----------
+    value : array_like
+        float16/32/64 stay as they are; bools and ints become float64.
+    name, op : str
+        The operand's and the caller's names, for messages.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    TypeError
+        None, complex, strings, objects, ragged lists.
+
+    Examples
+    --------
+    >>> as_real_array([[1, 2]], "input").dtype
+    dtype('float64')
+    """
     if value is None:
         raise TypeError(f"{op}: {name} must be an array, got None")
     try:

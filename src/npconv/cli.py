@@ -10,10 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .explain.commands import add_commands, documents_hand_sums
-from .worked_examples import WorkedExample, worked_examples
+from .explain.commands import add_commands, print_hand_sums
+from .worked_examples import INPUTS, WorkedExample, worked_examples
 
 CHECK, CROSS = "\u2713", "\u2717"
+# the extra that installs each optional module a command imports (pyproject.toml's extras)
+EXTRA_FOR_MODULE = {"PIL": "explain", "sklearn": "demo", "tqdm": "demo", "matplotlib": "demo",
+                    "safetensors": "safetensors"}
+# npconv's own dependencies: a missing one means a broken install
+DEPENDENCIES = ("numpy", "scipy", "threadpoolctl", "numba")
 
 
 def _lines(value) -> list[str]:
@@ -23,7 +28,7 @@ def _lines(value) -> list[str]:
     return [str(value)]
 
 
-def side_by_side(left: list[str], right: list[str], titles=("npconv", "document")) -> str:
+def side_by_side(left: list[str], right: list[str], titles=("npconv", "expected")) -> str:
     width = max([len(line) for line in left] + [len(titles[0])]) + 4
     rows = [f"    {titles[0]:<{width}}{titles[1]}"]
     for i in range(max(len(left), len(right))):
@@ -35,9 +40,11 @@ def side_by_side(left: list[str], right: list[str], titles=("npconv", "document"
 
 def show_example(example: WorkedExample) -> bool:
     got, ok = example.run()
-    stated = example.stated if isinstance(example.stated, (tuple, int)) else np.asarray(example.stated, np.float32)
-    print(f"{CHECK if ok else CROSS} {example.name}   [{example.source}]")
-    print(side_by_side(_lines(got), _lines(stated)))
+    expected = example.expected
+    if not isinstance(expected, (tuple, int)):
+        expected = np.asarray(expected, np.float32)
+    print(f"{CHECK if ok else CROSS} {example.name}")
+    print(side_by_side(_lines(got), _lines(expected)))
     if example.note:
         print(f"    note: {example.note}")
     print()
@@ -45,16 +52,16 @@ def show_example(example: WorkedExample) -> bool:
 
 
 def demo(args) -> int:
-    """Part 1: every worked example and hand sum of the spec documents.  Part 2: a CNN learns digits."""
+    """Part 1: worked examples with known answers, and sums worked by hand.  Part 2: a CNN learns digits."""
     start = time.perf_counter()
-    print("== Part 1: the spec documents' worked examples ==\n")
+    print(f"== Part 1: worked examples with known answers ==\n\n{INPUTS}\n")
     examples = worked_examples()
     passed = sum(show_example(example) for example in examples)
     mark = CHECK if passed == len(examples) else CROSS
-    print(f"{mark} {passed}/{len(examples)} worked examples of the spec documents reproduced "
+    print(f"{mark} {passed}/{len(examples)} worked examples reproduced "
           f"({time.perf_counter() - start:.2f} s)")
-    print("\n== The documents' hand sums, from the engine's index arithmetic (npconv explain) ==\n")
-    sums_ok = documents_hand_sums() == 0  # shown even when a worked example failed
+    print("\n== Sums worked by hand, from the engine's index arithmetic (npconv explain) ==\n")
+    sums_ok = print_hand_sums() == 0  # shown even when a worked example failed
     ok = passed == len(examples) and sums_ok
     if args.no_training:
         return 0 if ok else 1
@@ -76,18 +83,20 @@ def train_digits(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="npconv", description="PyTorch's convolution family on NumPy, exact and explained.",
-        epilog="examples:\n  npconv demo              the spec documents' worked examples, then a CNN learns digits\n"
+        epilog="examples:\n  npconv demo              worked examples with known answers, then a CNN learns digits\n"
                "  npconv shape 1,3,224,224 'Conv2d(3, 64, 7, stride=2, padding=3)'\n"
                "  npconv solve --input 224 --output 112 --kernel 7 --stride 2\n"
-               "  npconv explain           the documents' hand sums, from the engine's index arithmetic\n"
+               "  npconv explain           ten sums worked by hand, from the engine's index arithmetic\n"
                "  npconv animate conv.gif --input 5,5 --kernel 3 --stride 2 --padding 1\n"
                "  npconv visualize         the interactive HTML page\n"
                "each command has --help with more examples",
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo_parser = commands.add_parser(
-        "demo", help="reproduce the spec documents' examples, then train a CNN on digits",
-        description="Print each worked example of the spec documents beside npconv's result, then "
+        "demo", help="worked examples with known answers, then train a CNN on digits",
+        description="Print worked examples (shapes, parameter counts, standard, depthwise, grouped, "
+                    "pointwise, dilated and strided convolutions, 1-D padding) beside npconv's result, then "
                     "train a small CNN (npconv layers only) on scikit-learn's digits.",
         epilog="examples:\n  npconv demo\n  npconv demo --epochs 10 --picture /tmp/digits.png\n"
                "  npconv demo --no-training",
@@ -114,11 +123,40 @@ def main(argv=None) -> int:
     except (ValueError, TypeError) as error:  # a refused setting (or size): the engine's message
         return _refuse(args, str(error))
     except ImportError as error:
-        return _refuse(args, f"{error} (pip install 'npconv[explain]')")
+        return _refuse(args, import_hint(error))
     except OSError as error:
         return _refuse(args, _os_error_reason(error, args))
     except MemoryError as error:  # what the sizes checked up front did not foresee
         return _refuse(args, f"out of memory: {error or 'an allocation failed'}")
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def import_hint(error: ImportError) -> str:
+    """The error's message with the one install command that provides the missing module: its
+    extra (``pip install 'npconv[demo]'``), or npconv itself for a dependency.  A message that
+    already says what to install is kept as it is, so the hint appears once."""
+    message = str(error)
+    module = _missing_module(error)
+    if "pip install" in message or module is None:
+        return message
+    if module in DEPENDENCIES:
+        return f"{message} (a dependency of npconv: pip install --force-reinstall npconv)"
+    extra = EXTRA_FOR_MODULE.get(module)
+    return f"{message} (pip install 'npconv[{extra}]')" if extra else message
+
+
+def _missing_module(error: BaseException | None) -> str | None:
+    """The top-level name of the module that failed to import, from the error or what caused it."""
+    while error is not None:
+        if isinstance(error, ImportError) and error.name:
+            return error.name.split(".")[0]
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def _refuse(args, reason: str) -> int:

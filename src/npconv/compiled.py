@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
+import sys
 import time
 import warnings
 
 try:
     import numba
 except ImportError:  # pragma: no cover - Numba is a dependency; the NumPy algorithms remain
-    numba = None
+    numba = None  # type: ignore[assignment]
 
 NOTICE_SECONDS = 1.0
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 class CompileNotice(UserWarning):
@@ -51,8 +54,18 @@ def run(kernel, *args):
     if len(kernel.signatures) > known and elapsed > NOTICE_SECONDS:
         types = ", ".join(sorted({str(getattr(a, "dtype", type(a).__name__)) for a in args if hasattr(a, "dtype")}))
         warnings.warn(f"npconv compiled its {kernel.__name__} kernel for {types} in {elapsed:.1f} s; "
-                      f"Numba keeps it on disk, so later processes load it at once", CompileNotice, stacklevel=3)
+                      f"Numba keeps it on disk, so later processes load it at once", CompileNotice,
+                      stacklevel=user_stacklevel())
     return result
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a ``warnings.warn`` in the calling function name the first
+    line outside npconv (the user's call), for the notices of a slow first call."""
+    level, frame = 1, sys._getframe(1)
+    while frame.f_code.co_filename.startswith(_PACKAGE_DIR) and frame.f_back is not None:
+        level, frame = level + 1, frame.f_back
+    return level
 
 
 class _Reporting:

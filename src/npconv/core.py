@@ -3,27 +3,66 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from . import numerics, select, threads
 from .arrays import as_channels_last, as_real_array, compute_dtypes, is_channels_last
 from .memory import check_allocation
-from .spec import ConvSpec, check_input_rank, check_operands
+from .spec import ConvSpec, IntOrTuple, Padding, Pads, check_input_rank, check_operands
 
 
-def conv(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
-         padding_mode="zeros", transposed=False, output_padding=0) -> np.ndarray:
-    """N-d convolution (cross-correlation, as PyTorch) or transposed convolution.
+def conv(input: npt.ArrayLike, weight: npt.ArrayLike, bias: npt.ArrayLike | None = None, *,
+         stride: IntOrTuple = 1, padding: Padding = 0, dilation: IntOrTuple = 1, groups: int = 1,
+         padding_mode: str = "zeros", transposed: bool = False, output_padding: IntOrTuple = 0) -> np.ndarray:
+    """N-d convolution (a cross-correlation, as PyTorch's) or transposed convolution.
 
-    The number of spatial dims n is ``weight.ndim - 2``.  ``input`` is (N, C_in, *in) or
-    unbatched (C_in, *in); the output keeps that form.
+    The one primitive every face calls: ``npconv.functional.conv2d(x, w)`` is
+    ``conv(x, w)`` with a 4-D weight.  The number of spatial dims n is ``weight.ndim - 2``;
+    the kernel is not flipped (see :func:`npconv.functional.conv2d`).
 
-    - conv:       weight (C_out, C_in/groups, *k); out = floor((in + lo + hi - ek) / stride) + 1
-    - transposed: weight (C_in, C_out/groups, *k); out = (in - 1) * stride - lo - hi + ek + output_padding
+    Parameters
+    ----------
+    input : array_like
+        ``(N, C_in, *in)``, or unbatched ``(C_in, *in)`` (the output keeps that form).
+    weight : array_like
+        conv: ``(C_out, C_in / groups, *k)``; transposed: ``(C_in, C_out / groups, *k)``.
+    bias : array_like, optional
+        (C_out,).
+    stride, dilation : int or tuple of n ints, default 1
+        Step of the window, spacing of the kernel taps (keyword-only, as every setting).
+    padding : int, tuple or str, default 0
+        An int, an n-tuple, n ``(lo, hi)`` pairs, ``'valid'``, ``'same'`` (any stride:
+        SAME_UPPER, out = ceil(in / stride)), ``'same_lower'`` or ``'causal'``.
+    groups : int, default 1
+        Channel groups convolved separately.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, default 'zeros'
+        What the padding holds (zeros only when transposed).
+    transposed : bool, default False
+        Compute the transposed convolution (the adjoint of the conv).
+    output_padding : int or tuple of n ints, default 0
+        Extra size at the end of a transposed output (each below ``max(stride, dilation)``).
 
-    with ``ek = dilation * (k - 1) + 1``.  ``padding`` is an int, an n-tuple, n ``(lo, hi)``
-    pairs, ``'valid'``, ``'same'`` (any stride: SAME_UPPER, out = ceil(in / stride)),
-    ``'same_lower'`` or ``'causal'``.
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, C_out, *out)``, in the operands' float dtype, where, with ``ek = dilation * (k - 1) + 1``,
+        conv: ``out = floor((in + lo + hi - ek) / stride) + 1``; transposed:
+        ``out = (in - 1) * stride - lo - hi + ek + output_padding``.
 
+    Raises
+    ------
+    ConvRuleError
+        A ``ValueError`` for a setting or shape that breaks a rule (its message names the
+        rule, the numbers and the nearest valid setting).
+    ConvRuleTypeError
+        A ``TypeError`` for a parameter of the wrong type.
+    TypeError
+        Operands that are not real numbers.
+    ValueError
+        A weight of fewer than 3 dims; an output larger than the memory this process can use.
+
+    Examples
+    --------
     >>> import numpy as np
     >>> conv(np.arange(36.).reshape(1, 1, 6, 6), np.ones((1, 1, 3, 3)), stride=2, padding=1)[0, 0]
     array([[ 14.,  30.,  42.],
@@ -39,8 +78,33 @@ def conv(input, weight, bias=None, *, stride=1, padding=0, dilation=1, groups=1,
     return apply(spec, input, w, bias)
 
 
-def apply(spec: ConvSpec, input, weight, bias=None) -> np.ndarray:
-    """Run a validated spec on operands: checks shapes first, then computes."""
+def apply(spec: ConvSpec, input: npt.ArrayLike, weight: npt.ArrayLike,
+          bias: npt.ArrayLike | None = None) -> np.ndarray:
+    """Run a validated spec on operands: checks shapes first, then computes.
+
+    Parameters
+    ----------
+    spec : ConvSpec
+        The convolution's settings (:meth:`ConvSpec.build`).
+    input, weight, bias : array_like
+        As :func:`conv` takes them (bias optional).
+
+    Returns
+    -------
+    numpy.ndarray
+        The convolution's output, batched as ``input``.
+
+    Raises
+    ------
+    ConvRuleError, TypeError, ValueError
+        As :func:`conv`, for the operands' shapes and types.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> apply(ConvSpec.build((2,)), np.array([[1., 2., 3.]]), np.ones((1, 1, 2)))
+    array([[3., 5.]])
+    """
     x = as_real_array(input, "input", spec.op)
     w = as_real_array(weight, "weight", spec.op)
     b = None if bias is None else as_real_array(bias, "bias", spec.op)
@@ -58,20 +122,20 @@ def apply(spec: ConvSpec, input, weight, bias=None) -> np.ndarray:
     return y if batched else y[0]
 
 
-def compute_batched(spec: ConvSpec, x, w) -> np.ndarray:
+def compute_batched(spec: ConvSpec, x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Run a spec on checked, batched operands of one dtype; no bias."""
     return forward(spec, x, w, spec.pads(x.shape[2:]), spec.out_spatial(x.shape[2:]))
 
 
-def forward(spec: ConvSpec, x, w, pads, out_spatial) -> np.ndarray:
+def forward(spec: ConvSpec, x: np.ndarray, w: np.ndarray, pads: Pads, out_spatial: tuple[int, ...]) -> np.ndarray:
     """Run the algorithm the planner chooses (npconv.select).  A channels-last input (an
-    (N, C, *s) view of (N, *s, C) memory, as PyTorch's channels_last) gives a channels-last
+    ``(N, C, *s)`` view of ``(N, *s, C)`` memory, as PyTorch's channels_last) gives a channels-last
     output, as in PyTorch; algorithms that read that layout natively do so without a copy."""
     y = _forward(spec, x, w, pads, out_spatial)
     return as_channels_last(y) if is_channels_last(x) else y
 
 
-def _forward(spec: ConvSpec, x, w, pads, out_spatial) -> np.ndarray:
+def _forward(spec: ConvSpec, x: np.ndarray, w: np.ndarray, pads: Pads, out_spatial: tuple[int, ...]) -> np.ndarray:
     if x.size == 0 or w.size == 0:  # an empty batch, or no channels to sum over
         c_out = w.shape[1] * spec.groups if spec.transposed else w.shape[0]
         return np.zeros((x.shape[0], c_out) + tuple(out_spatial), x.dtype)
@@ -82,7 +146,7 @@ def _forward(spec: ConvSpec, x, w, pads, out_spatial) -> np.ndarray:
         return algorithm.forward(x, w, spec, pads, out_spatial)
 
 
-def flip_and_swap_applies(spec: ConvSpec, pads) -> bool:
+def flip_and_swap_applies(spec: ConvSpec, pads: Pads) -> bool:
     """A stride-1 transposed conv is a plain conv (so every forward algorithm serves it) when
     its pads leave the equivalent conv's pads non-negative and the padding is zeros."""
     return (max(spec.stride) == 1 and spec.padding_mode == "zeros" and
@@ -90,7 +154,7 @@ def flip_and_swap_applies(spec: ConvSpec, pads) -> bool:
                 zip(pads, spec.kernel_size, spec.dilation)))
 
 
-def as_forward_convolution(spec: ConvSpec, w, pads):
+def as_forward_convolution(spec: ConvSpec, w: np.ndarray, pads: Pads) -> tuple[ConvSpec, np.ndarray, Pads]:
     """conv_transpose(x, w) = conv(x, w flipped with in/out channels swapped per group,
     pads d*(k-1) - lo before and d*(k-1) - hi + output_padding after)."""
     g, n = spec.groups, spec.ndim

@@ -29,25 +29,39 @@ This module imports nothing heavy.
 
 from __future__ import annotations
 
+import functools
 import os
+import platform
 
 AVX512_FOR_SKYLAKEX = ("avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd")
 
 
-def cpu_flags() -> tuple[str, set[str]]:
-    """(vendor, flags) from /proc/cpuinfo; ("", set()) where it cannot be read."""
+def _cpuinfo_field(name: str) -> str:
+    """The first ``name`` field of /proc/cpuinfo (its first processor); "" where there is none."""
     try:
         with open("/proc/cpuinfo") as info:
             text = info.read(20000)
     except OSError:
-        return "", set()
-    vendor = flags = ""
+        return ""
     for line in text.splitlines():
-        if line.startswith("vendor_id") and not vendor:
-            vendor = line.split(":", 1)[1].strip()
-        if line.startswith("flags") and not flags:
-            flags = line.split(":", 1)[1]
-    return vendor, set(flags.split())
+        if line.split(":", 1)[0].strip() == name and ":" in line:
+            return line.split(":", 1)[1].strip()
+    return ""
+
+
+def cpu_flags() -> tuple[str, set[str]]:
+    """(vendor, flags) from /proc/cpuinfo; ("", set()) where it cannot be read."""
+    return _cpuinfo_field("vendor_id"), set(_cpuinfo_field("flags").split())
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's model name, read once per process: /proc/cpuinfo's "model name" (Linux on x86),
+    else :func:`platform.processor`, else the machine type (``"x86_64"``, ``"arm64"``).
+
+    The autotune cache keys its choices by it, and the benchmark's chart names it.
+    """
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine() or "unknown CPU"
 
 
 def openblas_coretype_advice(environ=os.environ) -> str | None:

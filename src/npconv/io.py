@@ -38,8 +38,10 @@ import zipfile
 import zlib
 from collections import Counter, OrderedDict
 from pathlib import Path
+from typing import IO, Any, Mapping, Union
 
 import numpy as np
+import numpy.typing as npt
 from numpy.lib import format as npy
 
 from .memory import AllocationRefused, available_bytes, check_allocation, human_bytes
@@ -55,12 +57,44 @@ MAX_SAFETENSORS_HEADER = 100_000_000  # the safetensors package's own limit
 SAFETENSORS_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2",
                       "I8": "|i1", "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "|u1", "BOOL": "|b1",
                       "C64": "<c8"}
+# a file path as save and load take it
+PathLike = Union[str, "os.PathLike[str]"]
+NpyLayout = tuple[tuple[int, ...], bool, np.dtype, int]  # shape, fortran_order, dtype, nbytes
+TensorLayout = tuple[str, tuple[int, ...], int, int]  # dtype code, shape, begin, end
 WIDENED_ITEMSIZE = {"BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E4M3FNUZ": 1, "F8_E5M2FNUZ": 1}
 
 
 # ---- the API ---------------------------------------------------------------------------
-def save(state_dict, path) -> None:
-    """Write a state dict (name -> array) as .safetensors or .npz, chosen by the suffix."""
+def save(state_dict: Mapping[str, npt.ArrayLike], path: PathLike) -> None:
+    """Write a state dict (name -> array) as .safetensors or .npz, chosen by the suffix.
+
+    Nothing is pickled or compressed; PyTorch's ``safetensors.torch.load_file`` reads the
+    .safetensors files, ``np.load`` the .npz ones.
+
+    Parameters
+    ----------
+    state_dict : mapping of str to array_like
+        ``module.state_dict()`` or any name -> numbers mapping.
+    path : str or os.PathLike
+        Ending in ``.safetensors`` or ``.npz``.
+
+    Raises
+    ------
+    ValueError
+        Another suffix; a path that is a directory, FIFO or device; a key the format cannot
+        hold (a NUL in .npz, ``__metadata__`` in .safetensors).
+    TypeError
+        A key that is not a str; an array of strings, objects, records or other non-numbers;
+        complex128 in .safetensors.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "weights.safetensors")
+    >>> save({"conv.weight": np.ones((2, 1, 3, 3), np.float32)}, path)
+    >>> load(path)["conv.weight"].shape
+    (2, 1, 3, 3)
+    """
     kind = _format(path)
     arrays = _plain_arrays(state_dict, kind)
     with _open_regular(path, kind, write=True) as file:
@@ -70,9 +104,30 @@ def save(state_dict, path) -> None:
             _write_safetensors(file, arrays)
 
 
-def load(path) -> "OrderedDict[str, np.ndarray]":
+def load(path: PathLike) -> "OrderedDict[str, np.ndarray]":
     """Read a state dict written by :func:`save`, ``np.savez`` or any safetensors writer
-    (PyTorch's included); see the module docstring for what is refused."""
+    (PyTorch's included), never unpickling; see the module docstring for what is refused.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.safetensors`` or ``.npz`` file.
+
+    Returns
+    -------
+    OrderedDict of str to numpy.ndarray
+        In the file's order, native byte order.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        Another suffix, a file that is not a regular one, or any content that breaks the
+        format's rules (the message names the file, the member or tensor and the rule);
+        :class:`npconv.memory.AllocationRefused` (a ValueError) when the arrays would not fit
+        in memory.
+    """
     kind = _format(path)
     with _open_regular(path, kind, write=False) as file:
         try:
@@ -83,18 +138,18 @@ def load(path) -> "OrderedDict[str, np.ndarray]":
 
 
 # ---- paths and dtypes ------------------------------------------------------------------
-def _format(path) -> str:
+def _format(path: PathLike) -> str:
     suffix = Path(path).suffix
     if suffix not in FORMATS:
         raise ValueError(f"weight file {str(path)!r}: unknown format {suffix!r}, expected one of {FORMATS}")
     return suffix
 
 
-def _invalid(path, kind: str, reason: str) -> ValueError:
+def _invalid(path: PathLike, kind: str, reason: str) -> ValueError:
     return ValueError(f"weight file {str(path)!r} is not a valid {kind} file: {reason}")
 
 
-def _open_regular(path, kind: str, write: bool):
+def _open_regular(path: PathLike, kind: str, write: bool) -> IO[bytes]:
     """The file, opened only if it is a regular one.  A stat first, for a clear message; then
     the open is O_NONBLOCK, so that a FIFO put there meanwhile cannot block it, and fstat
     checks what was really opened."""
@@ -115,7 +170,7 @@ def _open_regular(path, kind: str, write: bool):
     return os.fdopen(fd, "wb" if write else "rb")
 
 
-def _refuse_special(path, mode: int, kind: str) -> None:
+def _refuse_special(path: PathLike, mode: int, kind: str) -> None:
     if not stat.S_ISREG(mode):
         what = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a FIFO, socket or device)"
         raise ValueError(f"weight file {str(path)!r} is {what}, not a {kind} file")
@@ -129,7 +184,7 @@ def _number_dtype_problem(dtype: np.dtype) -> str | None:
             f"float16/32/64 or complex64/128 arrays only")
 
 
-def _plain_arrays(state_dict, kind: str) -> dict:
+def _plain_arrays(state_dict: Mapping[str, npt.ArrayLike], kind: str) -> dict[str, np.ndarray]:
     arrays = {}
     for key, value in state_dict.items():
         if not isinstance(key, str):
@@ -151,7 +206,7 @@ def _plain_arrays(state_dict, kind: str) -> dict:
     return arrays
 
 
-def _check_total(path, what: str, nbytes: int) -> None:
+def _check_total(path: PathLike, what: str, nbytes: int) -> None:
     """All arrays of one file together must fit in memory, not only each one."""
     limit = available_bytes()
     if nbytes > limit:
@@ -163,10 +218,10 @@ def _native(array: np.ndarray) -> np.ndarray:
     return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
 
 
-def _read_exactly(file, nbytes: int, where: str) -> np.ndarray:
+def _read_exactly(file: Any, nbytes: int, where: str) -> np.ndarray:  # a file or zip member: has readinto
     """``nbytes`` bytes as a uint8 array, read in chunks (a zip member is inflated as it goes)."""
     raw = np.empty(nbytes, np.uint8)
-    view, filled = memoryview(raw), 0
+    view, filled = memoryview(raw), 0  # type: ignore[arg-type]  # ndarray is a buffer
     while filled < nbytes:
         got = file.readinto(view[filled:filled + READ_CHUNK])
         if not got:
@@ -176,7 +231,7 @@ def _read_exactly(file, nbytes: int, where: str) -> np.ndarray:
 
 
 # ---- .npz ------------------------------------------------------------------------------
-def _read_npz(file, path) -> "OrderedDict[str, np.ndarray]":
+def _read_npz(file: IO[bytes], path: PathLike) -> "OrderedDict[str, np.ndarray]":
     with zipfile.ZipFile(file) as archive:
         members = archive.infolist()
         counts = Counter(info.filename for info in members)
@@ -192,7 +247,7 @@ def _read_npz(file, path) -> "OrderedDict[str, np.ndarray]":
                            for info, layout in zip(members, layouts))
 
 
-def _npy_layout(archive, info, path):
+def _npy_layout(archive: zipfile.ZipFile, info: zipfile.ZipInfo, path: PathLike) -> NpyLayout:
     """(shape, fortran_order, dtype, nbytes) of one member, from its header, checked against
     the member's size in the zip before any of its data is read."""
     where = f"member {info.filename!r}"
@@ -214,7 +269,7 @@ def _npy_layout(archive, info, path):
     return shape, fortran, dtype, nbytes
 
 
-def _npy_header(stream, path, where):
+def _npy_header(stream: IO[bytes], path: PathLike, where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
     try:
         version = npy.read_magic(stream)
         if version not in ((1, 0), (2, 0)):  # 3.0 exists only for records with unicode field names
@@ -228,7 +283,7 @@ def _npy_header(stream, path, where):
     return shape, fortran, dtype
 
 
-def _npy_data(archive, info, layout, path) -> np.ndarray:
+def _npy_data(archive: zipfile.ZipFile, info: zipfile.ZipInfo, layout: NpyLayout, path: PathLike) -> np.ndarray:
     shape, fortran, dtype, nbytes = layout
     where = f"weight file {str(path)!r} member {info.filename!r}"
     with archive.open(info) as stream:
@@ -239,7 +294,7 @@ def _npy_data(archive, info, layout, path) -> np.ndarray:
     return _native(raw.view(dtype).reshape(shape, order="F" if fortran else "C"))
 
 
-def _write_npz(file, arrays: dict) -> None:
+def _write_npz(file: IO[bytes], arrays: dict[str, np.ndarray]) -> None:
     """What np.savez writes, without its keyword clash (a key named 'file' or 'allow_pickle')."""
     with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
         for key, array in arrays.items():
@@ -248,7 +303,7 @@ def _write_npz(file, arrays: dict) -> None:
 
 
 # ---- .safetensors ------------------------------------------------------------------------
-def _read_safetensors(file, path) -> "OrderedDict[str, np.ndarray]":
+def _read_safetensors(file: IO[bytes], path: PathLike) -> "OrderedDict[str, np.ndarray]":
     size = os.fstat(file.fileno()).st_size
     header, data_start = _safetensors_header(file, path, size)
     layouts = OrderedDict((name, _tensor_layout(path, name, entry, size - data_start))
@@ -256,7 +311,7 @@ def _read_safetensors(file, path) -> "OrderedDict[str, np.ndarray]":
     _check_no_overlap(path, layouts)
     _check_total(path, f"its {len(layouts)} tensors", sum(_loaded_nbytes(code, shape) for code, shape, _, _
                                                          in layouts.values()))
-    tensors = OrderedDict()
+    tensors: OrderedDict[str, np.ndarray] = OrderedDict()
     for name, (code, shape, begin, end) in layouts.items():
         file.seek(data_start + begin)
         raw = _read_exactly(file, end - begin, f"weight file {str(path)!r} tensor {name!r}")
@@ -264,7 +319,7 @@ def _read_safetensors(file, path) -> "OrderedDict[str, np.ndarray]":
     return tensors
 
 
-def _safetensors_header(file, path, size: int):
+def _safetensors_header(file: IO[bytes], path: PathLike, size: int) -> tuple[dict[str, Any], int]:
     """The header's tensor entries (``__metadata__`` checked and dropped) and where data starts."""
     if size < 8:
         raise _invalid(path, ".safetensors", f"{size} bytes, shorter than the 8-byte header length")
@@ -284,16 +339,16 @@ def _safetensors_header(file, path, size: int):
     return header, 8 + length
 
 
-def _unique_keys(pairs) -> dict:
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     keys = [key for key, _ in pairs]
     if len(set(keys)) != len(keys):
         raise ValueError(f"duplicate keys {sorted({k for k in keys if keys.count(k) > 1})}")
     return dict(pairs)
 
 
-def _tensor_layout(path, name, entry, buffer_len: int):
+def _tensor_layout(path: PathLike, name: str, entry: object, buffer_len: int) -> TensorLayout:
     """(dtype code, shape, begin, end) of one header entry, every field checked."""
-    def bad(reason):
+    def bad(reason: str) -> ValueError:
         return _invalid(path, ".safetensors", f"tensor {name!r}: {reason}")
     if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
         raise bad(f"entry must be an object with dtype, shape and data_offsets, got {entry!r:.200}")
@@ -315,18 +370,18 @@ def _tensor_layout(path, name, entry, buffer_len: int):
     return code, tuple(shape), offsets[0], offsets[1]
 
 
-def _check_no_overlap(path, layouts) -> None:
+def _check_no_overlap(path: PathLike, layouts: Mapping[str, TensorLayout]) -> None:
     spans = sorted((begin, end, name) for name, (_, _, begin, end) in layouts.items() if end > begin)
     for (_, end, first), (begin, _, second) in zip(spans, spans[1:]):
         if begin < end:
             raise _invalid(path, ".safetensors", f"tensors {first!r} and {second!r} overlap in the data buffer")
 
 
-def _loaded_nbytes(code: str, shape) -> int:
+def _loaded_nbytes(code: str, shape: tuple[int, ...]) -> int:
     return math.prod(shape) * (4 if code in WIDENED_ITEMSIZE else np.dtype(SAFETENSORS_DTYPES[code]).itemsize)
 
 
-def _decode(path, name, code: str, shape, raw: np.ndarray) -> np.ndarray:
+def _decode(path: PathLike, name: str, code: str, shape: tuple[int, ...], raw: np.ndarray) -> np.ndarray:
     if code == "BF16":  # bfloat16 is float32's top half: shifting the bits back is exact
         return (raw.view("<u2").astype(np.uint32) << 16).view(np.float32).reshape(shape)
     if code in WIDENED_ITEMSIZE:  # float8: a table of the 256 values, as bits (NaN payloads kept)
@@ -339,13 +394,34 @@ def _decode(path, name, code: str, shape, raw: np.ndarray) -> np.ndarray:
 # (exponent bits, mantissa bits, bias, NaN/inf convention) of each float8 safetensors dtype
 FLOAT8_FORMATS = {"F8_E4M3": (4, 3, 7, "fn"), "F8_E5M2": (5, 2, 15, "ieee"),
                   "F8_E4M3FNUZ": (4, 3, 8, "fnuz"), "F8_E5M2FNUZ": (5, 2, 16, "fnuz")}
-_FLOAT8_TABLES: dict = {}
+_FLOAT8_TABLES: dict[str, np.ndarray] = {}
 
 
 def float8_table(code: str) -> np.ndarray:
     """The float32 bit patterns (uint32) of the 256 values of a float8 format, as PyTorch's
     ``.float()`` gives them: fn (e4m3fn): no infinities, S.1111.111 is NaN; ieee (e5m2):
-    exponent all ones is inf (mantissa 0) or a quiet NaN; fnuz: 0x80 is the only NaN."""
+    exponent all ones is inf (mantissa 0) or a quiet NaN; fnuz: 0x80 is the only NaN.
+
+    Parameters
+    ----------
+    code : str
+        A safetensors float8 dtype: ``F8_E4M3``, ``F8_E5M2``, ``F8_E4M3FNUZ`` or ``F8_E5M2FNUZ``.
+
+    Returns
+    -------
+    numpy.ndarray
+        (256,) uint32, read-only: entry b is the float32 bits of byte b's value.
+
+    Raises
+    ------
+    KeyError
+        Another code.
+
+    Examples
+    --------
+    >>> float8_table("F8_E4M3")[[0x38, 0x7F]].view(np.float32)
+    array([ 1., nan], dtype=float32)
+    """
     if code not in _FLOAT8_TABLES:
         exp_bits, man_bits, bias, kind = FLOAT8_FORMATS[code]
         table = np.array([_float8_bits(byte, exp_bits, man_bits, bias, kind) for byte in range(256)], np.uint32)
@@ -369,11 +445,12 @@ def _float8_bits(byte: int, exp_bits: int, man_bits: int, bias: int, kind: str) 
     return int(np.array(-magnitude if sign else magnitude, np.float32).view(np.uint32))
 
 
-def _write_safetensors(file, arrays: dict) -> None:
+def _write_safetensors(file: IO[bytes], arrays: dict[str, np.ndarray]) -> None:
     """Widest dtype first, then by name (as the safetensors package orders them), so every
     tensor starts aligned; the header is padded with spaces to a multiple of 8 bytes."""
     codes = {np.dtype(v): k for k, v in SAFETENSORS_DTYPES.items()}
-    header, offset, order = {}, 0, sorted(arrays, key=lambda k: (-arrays[k].dtype.itemsize, k))
+    header: dict[str, Any] = {}
+    offset, order = 0, sorted(arrays, key=lambda k: (-arrays[k].dtype.itemsize, k))
     for key in order:
         little = arrays[key].astype(arrays[key].dtype.newbyteorder("<"), copy=False)
         arrays[key] = little

@@ -28,15 +28,17 @@ import functools
 import math
 import numbers
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from .arrays import as_real_array
 
 __all__ = ["factor", "Factorization", "rounding_floor"]
 
 
-def rounding_floor(shape, dtype) -> float:
+def rounding_floor(shape: Sequence[int], dtype: npt.DTypeLike) -> float:
     """The smallest relative error worth asking for: ``max(shape) * eps(dtype)``.
 
     A kernel stored in ``dtype`` is only known to about this accuracy (the factor is
@@ -44,13 +46,26 @@ def rounding_floor(shape, dtype) -> float:
     ``tol`` below it is raised to it, so ``tol=0`` means "exact up to rounding": a Gaussian
     built in float32 is still rank 1.  ``npconv.separable.conv2d`` uses the dtype it computes in.
 
+    Parameters
+    ----------
+    shape : sequence of ints
+        The kernel's shape.
+    dtype : dtype
+        A float dtype.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
     >>> rounding_floor((3, 3), np.float32)  # 3 * 2**-23
     3.5762786865234375e-07
     """
     return max(shape) * float(np.finfo(dtype).eps)
 
 
-def check_tol(tol, op: str) -> float:
+def check_tol(tol: object, op: str) -> float:
     """``tol`` as a float, or the ValueError (worded for ``op``) when it is not a finite number >= 0."""
     if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not math.isfinite(tol) or tol < 0:
         raise ValueError(f"{op}: tol must be a finite number >= 0 (the relative Frobenius error "
@@ -119,11 +134,11 @@ def _readable(vector: np.ndarray, snap: bool) -> np.ndarray:
     return vector / total if total > 1e-9 * np.abs(vector).sum() else vector / np.abs(vector).max()
 
 
-def _outer(vectors) -> np.ndarray:
+def _outer(vectors: Sequence[np.ndarray]) -> np.ndarray:
     return functools.reduce(np.multiply.outer, vectors)
 
 
-def _with_last_factors(kernel: np.ndarray, leading_sets) -> tuple[tuple[np.ndarray, ...], ...]:
+def _with_last_factors(kernel: np.ndarray, leading_sets: Sequence[Sequence[np.ndarray]]) -> tuple[tuple[np.ndarray, ...], ...]:
     """Terms (a_1, ..., a_n) with each last factor the least-squares fit for the others:
 
         a_n = <K, a_1 ⊗ ... ⊗ a_{n-1}> / prod_i |a_i|^2
@@ -136,19 +151,19 @@ def _with_last_factors(kernel: np.ndarray, leading_sets) -> tuple[tuple[np.ndarr
     return tuple(terms)
 
 
-def _reconstruct(terms, shape) -> np.ndarray:
+def _reconstruct(terms: tuple[tuple[np.ndarray, ...], ...], shape: tuple[int, ...]) -> np.ndarray:
     total = np.zeros(shape)
     for term in terms:
         total += _outer(term)
     return total
 
 
-def _relative_error(kernel: np.ndarray, terms) -> float:
+def _relative_error(kernel: np.ndarray, terms: tuple[tuple[np.ndarray, ...], ...]) -> float:
     norm = np.linalg.norm(kernel)
     return float(np.linalg.norm(kernel - _reconstruct(terms, kernel.shape)) / norm) if norm else 0.0
 
 
-def _readable_terms(kernel: np.ndarray, unit_vectors) -> tuple[tuple[np.ndarray, ...], ...]:
+def _readable_terms(kernel: np.ndarray, unit_vectors: Sequence[Sequence[np.ndarray]]) -> tuple[tuple[np.ndarray, ...], ...]:
     """The kept terms with readable factors: integer factors where they are exact (Sobel's
     [1, 2, 1] x [-1, 0, 1] reconstructs with error 0.0), unit-sum ones where not."""
     candidates = []
@@ -159,7 +174,7 @@ def _readable_terms(kernel: np.ndarray, unit_vectors) -> tuple[tuple[np.ndarray,
     return min(candidates, key=lambda candidate: candidate[:2])[2]
 
 
-def _as_kernel(kernel) -> np.ndarray:
+def _as_kernel(kernel: npt.ArrayLike) -> np.ndarray:
     k = as_real_array(kernel, "kernel", "factor")
     if k.ndim < 2:
         raise ValueError(f"factor: kernel must have at least 2 dims to be split into 1-D factors, "
@@ -176,13 +191,35 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def factor(kernel, tol=1e-6, *, name: str | None = None) -> "Factorization":
+def factor(kernel: npt.ArrayLike, tol: float = 1e-6, *, name: str | None = None) -> "Factorization":
     """Split a kernel into rank-1 terms of 1-D factors: kernel ~ sum_t a_t1 ⊗ ... ⊗ a_tn.
 
     ``rank`` is the fewest terms whose relative Frobenius error is <= ``tol`` (raised to
     :func:`rounding_floor`); the factors are scaled to read well (integers where exact, else
     the first ones summing to 1) and the last factor of each term is fitted to the kernel.
 
+    Parameters
+    ----------
+    kernel : array_like
+        A real kernel of at least 2 dims, none empty.
+    tol : float, default 1e-6
+        The relative Frobenius error allowed.
+    name : str, optional
+        The name its summary shows (default: its shape, "3x3 kernel").
+
+    Returns
+    -------
+    Factorization
+
+    Raises
+    ------
+    ValueError
+        ``tol`` negative or not finite; a kernel that is empty, 0-D or not finite.
+    TypeError
+        A kernel that is not real numbers.
+
+    Examples
+    --------
     >>> import numpy as np
     >>> sobel_x = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]])
     >>> print(factor(sobel_x, name="Sobel x"))
@@ -213,7 +250,19 @@ class Factorization:
     ``singular_values`` are the norms of all the orthogonal terms, heaviest first (for 2-D,
     the kernel's singular values), so ``error_at(r)`` is the error of keeping r of them.
     ``tol`` is the tolerance applied (the one asked for, raised to the rounding floor of the
-    kernel's ``dtype``).
+    kernel's ``dtype``).  Made by :func:`factor`; ``str()`` gives a one-line summary.
+
+    Attributes
+    ----------
+    name : str
+    shape : tuple of int
+    terms : tuple of tuples of numpy.ndarray
+        ``rank`` terms of one 1-D factor per dim each (read-only).
+    rank : int
+    error : float
+    singular_values : numpy.ndarray
+    tol : float
+    dtype : numpy.dtype
     """
 
     name: str

@@ -17,17 +17,20 @@ similar name: :class:`npconv.nn.DepthwiseSeparableConv2d`.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from . import core, numerics, select, threads
 from .algorithms.separable_passes import SeparablePlan, assess
 from .arrays import as_real_array, compute_dtypes
 from .kernel_factors import Factorization, check_tol, factor, rounding_floor
-from .spec import ConvSpec, check_input_rank, check_operands
+from .spec import ConvSpec, IntOrTuple, Padding, check_input_rank, check_operands
 
 __all__ = ["factor", "Factorization", "plan", "SeparablePlan", "conv2d", "rounding_floor"]
 
 
-def _checked_spec(op, w, x_shape, bias_shape, stride, padding, dilation, groups, padding_mode) -> ConvSpec:
+def _checked_spec(op: str, w: np.ndarray, x_shape: tuple[int, ...], bias_shape: tuple[int, ...] | None,
+                  stride: IntOrTuple, padding: Padding, dilation: IntOrTuple, groups: int,
+                  padding_mode: str) -> ConvSpec:
     """The conv2d spec, with every refusal functional.conv2d makes, before any arithmetic."""
     if w.ndim != 4:
         raise ValueError(f"{op}: weight must be 4-D (out_channels, in_channels/groups, kH, kW), "
@@ -38,8 +41,9 @@ def _checked_spec(op, w, x_shape, bias_shape, stride, padding, dilation, groups,
     return spec
 
 
-def plan(weight, input_shape, stride=1, padding=0, dilation=1, groups=1, *, padding_mode="zeros",
-         tol=0.0, dtype=None) -> SeparablePlan:
+def plan(weight: npt.ArrayLike, input_shape: tuple[int, ...] | list[int], stride: IntOrTuple = 1,
+         padding: Padding = 0, dilation: IntOrTuple = 1, groups: int = 1, *, padding_mode: str = "zeros",
+         tol: float = 0.0, dtype: npt.DTypeLike | None = None) -> SeparablePlan:
     """Whether :func:`conv2d` would run this convolution as 1-D passes, and why.
 
     ``path`` is ``'separable'`` when every 2-D filter of ``weight`` has rank <= r within
@@ -52,6 +56,34 @@ def plan(weight, input_shape, stride=1, padding=0, dilation=1, groups=1, *, padd
     full path runs by FFT at a cost that does not grow with the kernel (measurements in the
     algorithm's docstring; PyTorch's conv2d takes 3.5 s for a 31x31 Gaussian on 8 x 512 x 512).
 
+    Parameters
+    ----------
+    weight : array_like
+        (C_out, C_in / groups, kH, kW).
+    input_shape : sequence of ints
+        (N, C_in, H, W) or (C_in, H, W).
+    stride, padding, dilation, groups, padding_mode
+        As in :func:`npconv.functional.conv2d`.
+    tol : float, default 0.0
+        Relative error allowed per filter (0: exact up to rounding, :func:`rounding_floor`).
+    dtype : dtype, optional
+        The input's dtype (default: the weight's).
+
+    Returns
+    -------
+    SeparablePlan
+        ``path`` ('separable' or 'full'), ``rank``, ``tol`` applied, the multiply-add counts,
+        ``predicted_speedup`` and the ``reason`` in words.
+
+    Raises
+    ------
+    ConvRuleError, ConvRuleTypeError, TypeError
+        As :func:`npconv.functional.conv2d` would refuse the convolution.
+    ValueError
+        A weight not 4-D; ``tol`` negative or not finite.
+
+    Examples
+    --------
     >>> import numpy as np
     >>> g = np.exp(-np.arange(-3, 4) ** 2 / 2.0)
     >>> gaussian = np.outer(g, g)[None, None].repeat(8, axis=0)  # depthwise: one filter per channel
@@ -70,8 +102,9 @@ def plan(weight, input_shape, stride=1, padding=0, dilation=1, groups=1, *, padd
     return assess(spec, x_shape, w, check_tol(tol, op), compute)
 
 
-def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
-           padding_mode="zeros", tol=0.0) -> np.ndarray:
+def conv2d(input: npt.ArrayLike, weight: npt.ArrayLike, bias: npt.ArrayLike | None = None,
+           stride: IntOrTuple = 1, padding: Padding = 0, dilation: IntOrTuple = 1, groups: int = 1, *,
+           padding_mode: str = "zeros", tol: float = 0.0) -> np.ndarray:
     """``npconv.functional.conv2d``, run as 1-D passes where the filters are separable.
 
     Each 2-D filter w[o, i] (kh x kw) is split by its SVD into r terms
@@ -81,6 +114,25 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     kernels, then a horizontal one of (1, kw) kernels: equal to the 2-D convolution for every
     padding mode); otherwise it runs as ``functional.conv2d``.
 
+    Parameters
+    ----------
+    input, weight, bias, stride, padding, dilation, groups, padding_mode
+        As in :func:`npconv.functional.conv2d`.
+    tol : float, default 0.0
+        Relative error allowed per filter when it is split (keyword-only).
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, C_out, H_out, W_out), as :func:`npconv.functional.conv2d` gives (within ``tol``).
+
+    Raises
+    ------
+    ConvRuleError, ConvRuleTypeError, TypeError, ValueError
+        As :func:`plan`.
+
+    Examples
+    --------
     >>> import numpy as np
     >>> from npconv import functional
     >>> x = np.arange(36.).reshape(1, 1, 6, 6)
@@ -107,7 +159,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     return y if batched else y[0]
 
 
-def _passes(spec: ConvSpec, x, w, tol: float) -> np.ndarray:
+def _passes(spec: ConvSpec, x: np.ndarray, w: np.ndarray, tol: float) -> np.ndarray:
     """The registered algorithm, with ``tol``, under the thread cap and NumPy's quiet errors
     (as npconv.core runs every algorithm)."""
     with threads.limited(), numerics.quiet():

@@ -27,13 +27,26 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import threading
+from typing import Any, Callable
 
 DEFAULT_WORKSPACE_LIMIT = 256 * 2**20
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    """The settings in effect: see the module docstring for what each one does."""
+    """The settings in effect (frozen): see the module docstring for what each one does.
+
+    Attributes
+    ----------
+    algorithm : str or None
+        The forced algorithm (None: the planner chooses).
+    autotune : bool
+        Time the candidates once per problem and keep the fastest.
+    threads : int or None
+        The cap on BLAS, Numba and FFT threads (None: each library's default).
+    workspace_limit : int
+        The cap on scratch memory, in bytes.
+    """
     algorithm: str | None = None
     autotune: bool = False
     threads: int | None = None
@@ -55,7 +68,7 @@ class _Block:
     """The values a block sets (its own over its outer block's), and the last merge with the
     defaults, kept while they do not change: reads are frequent (every chunk asks the cap)."""
 
-    def __init__(self, values: dict):
+    def __init__(self, values: dict[str, Any]) -> None:
         self.values = values
         self.merged: tuple[Settings, Settings] | None = None  # (defaults, merged): one atomic swap
 
@@ -81,9 +94,17 @@ def defaults() -> Settings:
     return _defaults
 
 
-def set_defaults(*, where: str = "npconv.settings.set_defaults", **changes) -> Settings:
+def set_defaults(*, where: str = "npconv.settings.set_defaults", **changes: Any) -> Settings:
     """Change process defaults (checked first; ``where`` names the caller in errors); returns the
-    previous defaults.  Blocks that set the same setting keep their own value."""
+    previous defaults.  Blocks that set the same setting keep their own value.
+
+    Raises
+    ------
+    TypeError
+        An unknown setting.
+    ValueError
+        A value the setting does not take (see :class:`config`).
+    """
     checked = _checked(where, changes)
     global _defaults
     with _defaults_lock:  # swap and report the previous defaults as one step
@@ -93,23 +114,44 @@ def set_defaults(*, where: str = "npconv.settings.set_defaults", **changes) -> S
 
 
 class config:
-    """``with npconv.config(algorithm=..., autotune=..., threads=..., workspace_limit=...):``
-    runs the block under these settings, in this thread or task only (see :mod:`npconv.settings`).
+    """``with npconv.config(...):`` runs the block under these settings, in this thread or
+    task only (see :mod:`npconv.settings`).
 
-    Only the settings named change; the arguments are checked here, before the block runs, and
-    a bad one raises ValueError naming it.  ``with`` gives the :class:`Settings` in effect.
-    One instance serves one ``with`` at a time.
+    Only the settings named change; the arguments are checked here, before the block runs.
+    ``with`` gives the :class:`Settings` in effect.  One instance serves one ``with`` at a time.
 
+    Parameters
+    ----------
+    algorithm : str or None, optional
+        Force this algorithm wherever it applies (a name of :data:`npconv.select.ALGORITHMS`);
+        None lets the planner choose.
+    autotune : bool, optional
+        Time the candidates once per problem and keep the fastest.
+    threads : int or None, optional
+        Cap BLAS, Numba and the FFTs at this many threads; None: no cap.
+    workspace_limit : int, optional
+        Cap scratch memory at this many bytes (at least 1 MiB).
+
+    Raises
+    ------
+    ValueError
+        A value the setting does not take, naming it.
+    RuntimeError
+        Entering an instance that is already in use.
+
+    Examples
+    --------
     >>> import npconv
     >>> with npconv.config(threads=1, workspace_limit=2**20) as settings:
     ...     settings.threads, npconv.get_num_threads()
     (1, 1)
     """
 
-    def __init__(self, *, algorithm=UNSET, autotune=UNSET, threads=UNSET, workspace_limit=UNSET):
+    def __init__(self, *, algorithm: str | None | _Unset = UNSET, autotune: bool | _Unset = UNSET,
+                 threads: int | None | _Unset = UNSET, workspace_limit: int | _Unset = UNSET) -> None:
         given = dict(algorithm=algorithm, autotune=autotune, threads=threads, workspace_limit=workspace_limit)
         self._values = _checked("npconv.config", {k: v for k, v in given.items() if v is not UNSET})
-        self._token = None
+        self._token: contextvars.Token[_Block | None] | None = None
 
     def __enter__(self) -> Settings:
         if self._token is not None:
@@ -119,9 +161,10 @@ class config:
         self._fit_kept_buffers()
         return current()
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         token, self._token = self._token, None
-        _block.reset(token)
+        if token is not None:
+            _block.reset(token)
         self._fit_kept_buffers()
 
     def _fit_kept_buffers(self) -> None:
@@ -137,7 +180,7 @@ class config:
 
 # ---- checks: one per setting, shared by the block and the process setters --------------
 
-def _checked(where: str, values: dict) -> dict:
+def _checked(where: str, values: dict[str, Any]) -> dict[str, Any]:
     unknown = set(values) - {field.name for field in dataclasses.fields(Settings)}
     if unknown:
         raise TypeError(f"{where}: unknown setting(s) {sorted(unknown)}; "
@@ -145,7 +188,7 @@ def _checked(where: str, values: dict) -> dict:
     return {name: _CHECKS[name](where, value) for name, value in values.items()}
 
 
-def _check_algorithm(where: str, name) -> str | None:
+def _check_algorithm(where: str, name: object) -> str | None:
     from .select import ALGORITHMS
 
     if name is not None and (not isinstance(name, str) or name not in ALGORITHMS):
@@ -154,19 +197,19 @@ def _check_algorithm(where: str, name) -> str | None:
     return name
 
 
-def _check_autotune(where: str, enabled) -> bool:
+def _check_autotune(where: str, enabled: object) -> bool:
     if not isinstance(enabled, (bool, int)) or enabled not in (0, 1):
         raise ValueError(f"{where}: autotune must be True or False, got {enabled!r}")
     return bool(enabled)
 
 
-def _check_threads(where: str, threads) -> int | None:
+def _check_threads(where: str, threads: object) -> int | None:
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"{where}: threads must be a positive int or None, got {threads!r}")
     return threads
 
 
-def _check_workspace_limit(where: str, nbytes) -> int:
+def _check_workspace_limit(where: str, nbytes: object) -> int:
     from .workspace import MIN_LIMIT
 
     if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < MIN_LIMIT:
@@ -175,5 +218,5 @@ def _check_workspace_limit(where: str, nbytes) -> int:
     return nbytes
 
 
-_CHECKS = {"algorithm": _check_algorithm, "autotune": _check_autotune, "threads": _check_threads,
+_CHECKS: dict[str, Callable[[str, Any], Any]] = {"algorithm": _check_algorithm, "autotune": _check_autotune, "threads": _check_threads,
            "workspace_limit": _check_workspace_limit}

@@ -23,8 +23,16 @@ import dataclasses
 import math
 import numbers
 from dataclasses import dataclass, field
+from typing import Any, Sequence, TypeAlias, TypeGuard, Union
 
 from . import spec_errors as errors
+
+# What the faces accept for a per-dim parameter (stride, dilation, kernel_size, output_padding):
+# one int for every spatial dim, or one int per dim.
+IntOrTuple: TypeAlias = Union[int, Sequence[int]]
+# padding: an int, one int or (lo, hi) pair per dim, or 'valid', 'same', 'same_lower', 'causal'.
+Padding: TypeAlias = Union[int, str, Sequence[Union[int, Sequence[int]]]]
+Pads: TypeAlias = tuple[tuple[int, int], ...]
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 TORCH_PADDING_STRINGS = ("same", "valid")
@@ -33,23 +41,53 @@ EXTRA_PADDING_STRINGS = ("same_lower", "causal")
 SAME_RULES = ("same", "same_lower")
 
 
-def is_int(value) -> bool:
+def is_int(value: object) -> TypeGuard[numbers.Integral]:
     """An integer that is not a bool (NumPy integers included)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def ntuple(value, n: int, name: str, op: str = "conv", *, minimum: int | None = None,
+def ntuple(value: IntOrTuple, n: int, name: str, op: str = "conv", *, minimum: int | None = None,
            broadcast: bool = True) -> tuple[int, ...]:
-    """An int or a length-n sequence of ints as an n-tuple (PyTorch's ``_ntuple``): the one
-    normaliser every face uses.  ``broadcast=False`` refuses a bare int and a 1-sequence
-    (ONNX's ints attributes); ``minimum`` refuses smaller entries (rule 'positive')."""
+    """An int or a length-n sequence of ints as an n-tuple (PyTorch's ``_ntuple``).
+
+    The one normaliser every face uses.
+
+    Parameters
+    ----------
+    value : int or sequence of ints
+        One int for every dim, or n of them (or one, with ``broadcast``).
+    n : int
+        The number of dims.
+    name, op : str
+        The parameter's and the caller's names, for messages.
+    minimum : int, optional
+        Refuse entries below it (rule ``'positive'``).
+    broadcast : bool, default True
+        False refuses a bare int and a 1-sequence (ONNX's ints attributes).
+
+    Returns
+    -------
+    tuple of int
+
+    Raises
+    ------
+    ConvRuleError
+        A sequence of another length (``'tuple_length'``), an entry below ``minimum``.
+    ConvRuleTypeError
+        Not an int or a sequence of ints (floats, bools, strings).
+
+    Examples
+    --------
+    >>> ntuple(3, 2, "kernel_size"), ntuple([1, 2], 2, "stride")
+    ((3, 3), (1, 2))
+    """
     values = _int_values(value, n, name, op, broadcast)
     if minimum is not None and min(values, default=minimum) < minimum:
         raise errors.not_positive(op, name, values, minimum)
     return values
 
 
-def _int_values(value, n, name, op, broadcast) -> tuple[int, ...]:
+def _int_values(value: object, n: int, name: str, op: str, broadcast: bool) -> tuple[int, ...]:
     if is_int(value) and broadcast:
         return (int(value),) * n
     if isinstance(value, (tuple, list)) and all(is_int(v) for v in value):
@@ -61,7 +99,7 @@ def _int_values(value, n, name, op, broadcast) -> tuple[int, ...]:
     raise errors.tuple_type(op, name, n, value)
 
 
-def _pad_pair(value, name: str, op: str) -> tuple[int, int]:
+def _pad_pair(value: object, name: str, op: str) -> tuple[int, int]:
     if is_int(value):
         return (int(value), int(value))
     if isinstance(value, (tuple, list)) and len(value) == 2 and all(is_int(v) for v in value):
@@ -69,8 +107,34 @@ def _pad_pair(value, name: str, op: str) -> tuple[int, int]:
     raise errors.pad_pair_type(op, name, value)
 
 
-def explicit_pads(padding, n: int, op: str = "conv") -> tuple[tuple[int, int], ...]:
-    """Ints, n-tuples and per-side pairs ``((lo, hi), ...)`` as n explicit pairs."""
+def explicit_pads(padding: Padding, n: int, op: str = "conv") -> Pads:
+    """Ints, n-tuples and per-side pairs ``((lo, hi), ...)`` as n explicit (lo, hi) pairs.
+
+    Parameters
+    ----------
+    padding : int or sequence of ints or (lo, hi) pairs
+        One entry for every dim, or n of them.
+    n : int
+        The number of spatial dims.
+    op : str, default 'conv'
+        The caller's name, for messages.
+
+    Returns
+    -------
+    tuple of (int, int)
+
+    Raises
+    ------
+    ConvRuleError
+        A sequence of another length than 1 or n.
+    ConvRuleTypeError
+        A string or another type (strings are :meth:`ConvSpec.build`'s to resolve).
+
+    Examples
+    --------
+    >>> explicit_pads((1, (0, 2)), 2)
+    ((1, 1), (0, 2))
+    """
     if is_int(padding):
         return ((int(padding), int(padding)),) * n
     if isinstance(padding, (tuple, list)) and len(padding) in (1, n):
@@ -81,8 +145,26 @@ def explicit_pads(padding, n: int, op: str = "conv") -> tuple[tuple[int, int], .
     raise errors.padding_type(op, padding, TORCH_PADDING_STRINGS + EXTRA_PADDING_STRINGS)
 
 
-def same_pads(in_size: int, k: int, stride: int, dilation: int, lower: bool = False):
-    """TensorFlow/ONNX SAME padding: out = ceil(in / stride), the odd pad after (or before)."""
+def same_pads(in_size: int, k: int, stride: int, dilation: int, lower: bool = False) -> tuple[int, int]:
+    """TensorFlow/ONNX SAME padding of one dim: out = ceil(in / stride).
+
+    Parameters
+    ----------
+    in_size, k, stride, dilation : int
+        The dim's input size, kernel size, stride and dilation.
+    lower : bool, default False
+        Put an odd total's extra pad before (SAME_LOWER) instead of after (SAME_UPPER).
+
+    Returns
+    -------
+    tuple of (int, int)
+        (lo, hi), ``lo + hi = max((out - 1) * stride + dilation * (k - 1) + 1 - in_size, 0)``.
+
+    Examples
+    --------
+    >>> same_pads(6, 3, 2, 1), same_pads(6, 3, 2, 1, lower=True), same_pads(5, 4, 1, 1)
+    ((0, 1), (1, 0), (1, 2))
+    """
     ek = dilation * (k - 1) + 1
     out = -(-in_size // stride)
     total = max((out - 1) * stride + ek - in_size, 0)
@@ -92,8 +174,30 @@ def same_pads(in_size: int, k: int, stride: int, dilation: int, lower: bool = Fa
 
 @dataclass(frozen=True)
 class ConvSpec:
-    """A convolution's parameters, normalised to n-tuples and validated.
+    """A convolution's parameters, normalised to n-tuples and explicit pads, and validated.
 
+    Make one with :meth:`build`, which checks every rule that needs no input shape; the
+    questions that need one (:meth:`out_spatial`, :meth:`pads`) check the rest.  Frozen and
+    hashable: equal problems are equal specs whatever face built them.
+
+    Attributes
+    ----------
+    kernel_size, stride, dilation : tuple of int
+        One entry per spatial dim.
+    padding : tuple of (int, int)
+        (lo, hi) per dim; zeros while ``same_rule`` decides them.
+    groups : int
+    padding_mode : str
+        'zeros', 'reflect', 'replicate' or 'circular'.
+    transposed : bool
+    output_padding : tuple of int
+    op : str
+        The caller's label in messages (not part of equality).
+    same_rule : str or None
+        'same' or 'same_lower' where the pads depend on the input size, else None.
+
+    Examples
+    --------
     >>> spec = ConvSpec.build((3, 3), stride=2, padding=1)
     >>> spec.out_spatial((6, 6))
     (3, 3)
@@ -114,10 +218,39 @@ class ConvSpec:
     same_rule: str | None = None
 
     @classmethod
-    def build(cls, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-              padding_mode="zeros", transposed=False, output_padding=0, *,
+    def build(cls, kernel_size: IntOrTuple, stride: IntOrTuple = 1, padding: Padding = 0,
+              dilation: IntOrTuple = 1, groups: int = 1, padding_mode: str = "zeros",
+              transposed: bool = False, output_padding: IntOrTuple = 0, *,
               ndim: int | None = None, op: str | None = None) -> "ConvSpec":
-        """Normalise and validate every parameter; ``ndim`` defaults to len(kernel_size)."""
+        """Normalise and validate every parameter.
+
+        Parameters
+        ----------
+        kernel_size, stride, padding, dilation, groups, padding_mode, transposed, output_padding
+            As :func:`npconv.conv` takes them.
+        ndim : int, optional
+            The number of spatial dims (default: ``len(kernel_size)``, 2 for an int).
+        op : str, optional
+            The caller's name in messages (default ``conv{n}d`` or ``conv_transpose{n}d``).
+
+        Returns
+        -------
+        ConvSpec
+
+        Raises
+        ------
+        ConvRuleError
+            A size below one, negative padding, an unknown padding string or mode, 'same'
+            or a padding_mode other than zeros when transposed, output_padding when not
+            transposed or not below ``max(stride, dilation)``.
+        ConvRuleTypeError
+            A parameter of the wrong type.
+
+        Examples
+        --------
+        >>> ConvSpec.build(3, padding="same").padding
+        ((1, 1), (1, 1))
+        """
         n = ndim if ndim is not None else (len(kernel_size) if isinstance(kernel_size, (tuple, list)) else 2)
         op = op or (f"conv_transpose{n}d" if transposed else f"conv{n}d")
         kernel = ntuple(kernel_size, n, "kernel_size", op)
@@ -129,33 +262,39 @@ class ConvSpec:
         pads = _normalise_padding(padding, kernel, stride_t, dilation_t, transposed, op)
         out_pad = ntuple(output_padding, n, "output_padding", op)
         _check_output_padding(op, out_pad, stride_t, dilation_t, transposed)
-        same_rule = pads if isinstance(pads, str) else None
-        return cls(kernel, stride_t, ((0, 0),) * n if same_rule else pads, dilation_t, int(groups),
+        same_rule, pairs = (pads, ((0, 0),) * n) if isinstance(pads, str) else (None, pads)
+        return cls(kernel, stride_t, pairs, dilation_t, int(groups),
                    padding_mode, bool(transposed), out_pad, op, same_rule)
 
-    def with_pads(self, pads, **changes) -> "ConvSpec":
-        """This spec with explicit ``pads`` (the same rule dropped) and other fields changed."""
+    def with_pads(self, pads: Pads, **changes: Any) -> "ConvSpec":
+        """This spec with explicit ``pads`` (the same rule dropped) and other fields changed
+        (no check: the caller's pads are already valid)."""
         return dataclasses.replace(self, padding=tuple(pads), same_rule=None, **changes)
 
     # ---- questions the spec answers -------------------------------------------------
     @property
     def ndim(self) -> int:
+        """The number of spatial dims."""
         return len(self.kernel_size)
 
     @property
     def effective_kernel(self) -> tuple[int, ...]:
+        """``dilation * (k - 1) + 1`` per dim: the span of the dilated kernel."""
         return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation))
 
     @property
     def kernel_volume(self) -> int:
+        """The number of taps, ``prod(kernel_size)``."""
         return math.prod(self.kernel_size)
 
     @property
     def unit_stride(self) -> bool:
+        """Whether every stride is one."""
         return max(self.stride) == 1
 
     @property
     def undilated(self) -> bool:
+        """Whether every dilation is one."""
         return max(self.dilation) == 1
 
     @property
@@ -169,24 +308,60 @@ class ConvSpec:
         return not self.transposed and self.groups == in_channels
 
     def channels_per_group(self, in_channels: int) -> int:
+        """``in_channels // groups``."""
         return in_channels // self.groups
 
     def check_channels(self, in_channels: int, out_channels: int) -> None:
-        """A layer's channel counts: both divisible by groups (a module's constructor rule)."""
+        """A layer's channel counts: both divisible by groups (a module's constructor rule).
+
+        Raises
+        ------
+        ConvRuleError
+            Either count not divisible by ``groups`` (the message gives the nearest groups).
+        """
         for label, channels in (("in_channels", in_channels), ("out_channels", out_channels)):
             if channels % self.groups:
                 raise errors.channels_groups(self.op, label, channels, self.groups, in_channels, out_channels)
 
-    def pads(self, in_spatial) -> tuple[tuple[int, int], ...]:
-        """Explicit (lo, hi) pairs for this input size."""
+    def pads(self, in_spatial: Sequence[int]) -> Pads:
+        """Explicit (lo, hi) pairs for this input spatial size (the same rule resolved).
+
+        Examples
+        --------
+        >>> ConvSpec.build(3, stride=2, padding="same").pads((6, 7))
+        ((0, 1), (1, 1))
+        """
         if self.same_rule is None:
             return self.padding
         lower = self.same_rule == "same_lower"
         return tuple(same_pads(i, k, s, d, lower) for i, k, s, d in
                      zip(in_spatial, self.kernel_size, self.stride, self.dilation))
 
-    def out_spatial(self, in_spatial) -> tuple[int, ...]:
-        """Output spatial shape for this input spatial shape (validated)."""
+    def out_spatial(self, in_spatial: Sequence[int]) -> tuple[int, ...]:
+        """The output spatial shape for this input spatial shape.
+
+        Parameters
+        ----------
+        in_spatial : sequence of ints
+            The input's spatial sizes (no batch or channel dims).
+
+        Returns
+        -------
+        tuple of int
+            conv: ``floor((in + lo + hi - ek) / stride) + 1``; transposed:
+            ``(in - 1) * stride - lo - hi + ek + output_padding``.
+
+        Raises
+        ------
+        ConvRuleError
+            A kernel larger than the padded input (``'kernel_fits'``), reflect or circular
+            padding too large for the size, a transposed output below one (``'output_size'``).
+
+        Examples
+        --------
+        >>> ConvSpec.build(3, stride=2).out_spatial((7, 8))
+        (3, 3)
+        """
         in_spatial = tuple(in_spatial)
         pads = self.pads(in_spatial)
         if self.transposed:
@@ -198,7 +373,8 @@ class ConvSpec:
                      zip(in_spatial, pads, self.effective_kernel, self.stride))
 
     def rows(self) -> list[tuple[str, str]]:
-        """(parameter, value) pairs, the effective kernel and the output-size rule included."""
+        """(parameter, value) pairs for a table, the effective kernel and the output-size rule
+        included (what Jupyter shows)."""
         rule = ("out = (in - 1) * stride - pad_lo - pad_hi + dilation * (k - 1) + 1 + output_padding"
                 if self.transposed else "out = floor((in + pad_lo + pad_hi - dilation * (k - 1) - 1) / stride) + 1")
         rows = [("op", self.op), ("kernel_size", str(self.kernel_size)), ("stride", str(self.stride)),
@@ -216,12 +392,18 @@ class ConvSpec:
                        f"<code>{html.escape(v)}</code></td></tr>" for k, v in self.rows())
         return f"<table>{body}</table>"
 
-    def transposed_out_range(self, in_spatial) -> tuple[tuple[int, int], ...]:
-        """Per dim, the (min, max) output sizes a transposed conv can reach via output_padding."""
+    def transposed_out_range(self, in_spatial: Sequence[int]) -> tuple[tuple[int, int], ...]:
+        """Per dim, the (min, max) output sizes a transposed conv can reach via output_padding.
+
+        Examples
+        --------
+        >>> ConvSpec.build(3, stride=2, transposed=True).transposed_out_range((4, 4))
+        ((9, 10), (9, 10))
+        """
         low = dataclasses.replace(self, output_padding=(0,) * self.ndim).out_spatial(in_spatial)
         return tuple((b, b + s - 1) for b, s in zip(low, self.stride))
 
-    def _transposed_out(self, in_spatial, pads) -> tuple[int, ...]:
+    def _transposed_out(self, in_spatial: tuple[int, ...], pads: Pads) -> tuple[int, ...]:
         out = tuple((i - 1) * s - lo - hi + ek + extra for i, s, (lo, hi), ek, extra in
                     zip(in_spatial, self.stride, pads, self.effective_kernel, self.output_padding))
         if min(out) < 1:
@@ -231,46 +413,61 @@ class ConvSpec:
             raise errors.output_too_small(self.op, in_spatial, pads, out, numbers, d)
         return out
 
-    def _numbers(self) -> dict:
+    def _numbers(self) -> dict[str, tuple[int, ...]]:
         return {"kernel_size": self.kernel_size, "dilation": self.dilation, "stride": self.stride,
                 "effective_kernel": self.effective_kernel}
 
-    def _check_kernel_fits(self, in_spatial, pads) -> None:
+    def _check_kernel_fits(self, in_spatial: tuple[int, ...], pads: Pads) -> None:
         for d, ((lo, hi), size, ek) in enumerate(zip(pads, in_spatial, self.effective_kernel)):
             if size + lo + hi < ek:
                 raise errors.kernel_too_big(self.op, in_spatial, pads, self._numbers(), d)
 
 
 def check_mode_pad(mode: str, size: int, lo: int, hi: int, dim: int, op: str) -> None:
-    """reflect needs pad < size, circular pad <= size (one wrap), as PyTorch's F.pad."""
+    """reflect needs pad < size, circular pad <= size (one wrap), as PyTorch's F.pad.
+
+    Raises
+    ------
+    ConvRuleError
+        ``'reflect_pad'`` or ``'circular_pad'``, naming ``dim`` and the largest valid pad.
+    """
     if mode == "reflect" and max(lo, hi) >= size:
         raise errors.reflect_pad(op, size, lo, hi, dim)
     if mode == "circular" and max(lo, hi) > size:
         raise errors.circular_pad(op, size, lo, hi, dim)
 
 
-def _check_positive(op, **named) -> None:
+def _check_positive(op: str, **named: tuple[int, ...]) -> None:
     for name, values in named.items():
         if min(values) < 1:
             raise errors.not_positive(op, name, values)
 
 
-def check_groups(op, groups) -> None:
-    """groups: a positive int (ConvRuleTypeError, ConvRuleError 'positive')."""
+def check_groups(op: str, groups: object) -> None:
+    """Refuse a groups that is not a positive int.
+
+    Raises
+    ------
+    ConvRuleTypeError
+        Not an int (bools and floats included).
+    ConvRuleError
+        Below one (rule ``'positive'``).
+    """
     if not is_int(groups):
         raise errors.groups_type(op, groups)
     if groups < 1:
         raise errors.groups_not_positive(op, groups)
 
 
-def _check_padding_mode(op, mode, transposed) -> None:
+def _check_padding_mode(op: str, mode: str, transposed: bool) -> None:
     if mode not in PADDING_MODES:
         raise errors.padding_mode(op, mode, PADDING_MODES)
     if transposed and mode != "zeros":
         raise errors.transposed_padding_mode(op, mode)
 
 
-def _normalise_padding(padding, kernel, stride, dilation, transposed, op):
+def _normalise_padding(padding: Padding, kernel: tuple[int, ...], stride: tuple[int, ...],
+                       dilation: tuple[int, ...], transposed: bool, op: str) -> Pads | str:
     """Explicit pairs, or the same rule's name where the pairs depend on the input size."""
     if isinstance(padding, str):
         return _padding_string(padding, kernel, stride, dilation, transposed, op)
@@ -280,7 +477,8 @@ def _normalise_padding(padding, kernel, stride, dilation, transposed, op):
     return pairs
 
 
-def _padding_string(padding, kernel, stride, dilation, transposed, op):
+def _padding_string(padding: str, kernel: tuple[int, ...], stride: tuple[int, ...], dilation: tuple[int, ...],
+                    transposed: bool, op: str) -> Pads | str:
     if padding not in TORCH_PADDING_STRINGS + EXTRA_PADDING_STRINGS:
         raise errors.padding_string(op, padding, EXTRA_PADDING_STRINGS)
     if transposed and padding != "valid":
@@ -294,7 +492,8 @@ def _padding_string(padding, kernel, stride, dilation, transposed, op):
     return padding
 
 
-def _check_output_padding(op, out_pad, stride, dilation, transposed) -> None:
+def _check_output_padding(op: str, out_pad: tuple[int, ...], stride: tuple[int, ...],
+                          dilation: tuple[int, ...], transposed: bool) -> None:
     if min(out_pad) < 0:
         raise errors.output_padding_negative(op, out_pad)
     if not transposed:
@@ -306,17 +505,46 @@ def _check_output_padding(op, out_pad, stride, dilation, transposed) -> None:
             raise errors.output_padding_limit(op, out_pad, stride, dilation, d)
 
 
-def check_input_rank(op: str, n: int, input_shape) -> bool:
-    """Whether the input is batched; refuses anything but (N, C, *n) and (C, *n)."""
+def check_input_rank(op: str, n: int, input_shape: Sequence[int]) -> bool:
+    """Whether the input is batched; refuses anything but ``(N, C, *n)`` and ``(C, *n)``.
+
+    Raises
+    ------
+    ConvRuleError
+        ``'input_rank'``: a shape of another length than n + 1 or n + 2.
+
+    Examples
+    --------
+    >>> check_input_rank("conv2d", 2, (8, 3, 32, 32)), check_input_rank("conv2d", 2, (3, 32, 32))
+    (True, False)
+    """
     if len(input_shape) not in (n + 1, n + 2):
         raise errors.input_rank(op, n, input_shape)
     return len(input_shape) == n + 2
 
 
-def check_operands(spec: ConvSpec, input_shape, weight_shape, bias_shape=None) -> int:
-    """Validate batched input (N, C, *s), weight and bias against the spec; returns C_out.
+def check_operands(spec: ConvSpec, input_shape: Sequence[int], weight_shape: Sequence[int],
+                   bias_shape: Sequence[int] | None = None) -> int:
+    """Validate a batched input ``(N, C, *s)``, the weight and the bias against the spec.
 
-    conv weight: (C_out, C_in/groups, *k); transposed weight: (C_in, C_out/groups, *k).
+    conv weight: ``(C_out, C_in/groups, *k)``; transposed weight: ``(C_in, C_out/groups, *k)``.
+
+    Returns
+    -------
+    int
+        C_out, the output's channel count.
+
+    Raises
+    ------
+    ConvRuleError
+        An empty spatial dim, a weight of the wrong rank, ``weight.shape[0]`` not divisible
+        by groups, channels that do not match the weight (with the groups that would fit), a
+        bias not (C_out,).
+
+    Examples
+    --------
+    >>> check_operands(ConvSpec.build(3, groups=2), (1, 4, 8, 8), (6, 2, 3, 3), (6,))
+    6
     """
     op, g = spec.op, spec.groups
     if min(input_shape[2:]) < 1:
@@ -335,7 +563,7 @@ def check_operands(spec: ConvSpec, input_shape, weight_shape, bias_shape=None) -
     return out_channels
 
 
-def _channel_fix(spec: ConvSpec, channels: int, weight_shape) -> str | None:
+def _channel_fix(spec: ConvSpec, channels: int, weight_shape: Sequence[int]) -> str | None:
     """The groups (or weight) that would take ``channels`` input channels."""
     shape = errors.shape_text
     if spec.transposed:
@@ -350,16 +578,28 @@ def _channel_fix(spec: ConvSpec, channels: int, weight_shape) -> str | None:
             if channels % spec.groups == 0 else None)
 
 
-def weight_shape(in_channels: int, out_channels: int, kernel_size, groups: int = 1,
+def weight_shape(in_channels: int, out_channels: int, kernel_size: Sequence[int], groups: int = 1,
                  transposed: bool = False) -> tuple[int, ...]:
-    """conv: (C_out, C_in/groups, *k); transposed: (C_in, C_out/groups, *k)."""
+    """A layer's weight shape: conv ``(C_out, C_in/groups, *k)``; transposed ``(C_in, C_out/groups, *k)``.
+
+    Examples
+    --------
+    >>> weight_shape(4, 6, (3, 3), groups=2), weight_shape(4, 6, (3, 3), groups=2, transposed=True)
+    ((6, 2, 3, 3), (4, 3, 3, 3))
+    """
     kernel = tuple(kernel_size)
     if transposed:
         return (in_channels, out_channels // groups) + kernel
     return (out_channels, in_channels // groups) + kernel
 
 
-def parameter_count(in_channels: int, out_channels: int, kernel_size, groups: int = 1,
+def parameter_count(in_channels: int, out_channels: int, kernel_size: Sequence[int], groups: int = 1,
                     bias: bool = True) -> int:
-    """(prod(k) * C_in/groups + 1) * C_out, the spec documents' formula with groups."""
+    """A layer's number of parameters: ``(prod(k) * C_in/groups + bias) * C_out``.
+
+    Examples
+    --------
+    >>> parameter_count(3, 64, (7, 7)), parameter_count(32, 32, (3, 3), groups=32, bias=False)
+    (9472, 288)
+    """
     return (math.prod(kernel_size) * (in_channels // groups) + int(bias)) * out_channels

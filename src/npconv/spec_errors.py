@@ -12,40 +12,40 @@ A face that has no words for a rule passes PyTorch's message through unchanged.
 
 The rules (``error.rule``) and the numbers each carries (``error.numbers``):
 
-=========================  ===============================================================
-rule                       numbers
-=========================  ===============================================================
-``tuple_length``           n, values
-``tuple_type``             n, value
-``positive``               values, minimum
-``groups_type``            value
-``padding_string``         value
-``padding_type``           value
-``padding_length``         n, values
-``same_transposed``        value
-``negative_padding``       value
-``padding_mode``           value
+===========================  ===============================================================
+rule                         numbers
+===========================  ===============================================================
+``tuple_length``             n, values
+``tuple_type``               n, value
+``positive``                 values, minimum
+``groups_type``              value
+``padding_string``           value
+``padding_type``             value
+``padding_length``           n, values
+``same_transposed``          value
+``negative_padding``         value
+``padding_mode``             value
 ``transposed_padding_mode``  value
 ``output_padding_negative``  values
-``output_padding_conv``    values
-``output_padding_limit``   values, stride, dilation, output_padding, limit (dim set)
-``kernel_fits``            size, lo, hi, padded, kernel, dilation, effective (in dim), and the
-                           tuples in_spatial, pads, padded_spatial, kernel_size, dilations,
-                           stride, effective_kernel, blocks (dim set)
-``reflect_pad``            size, lo, hi (dim set)
-``circular_pad``           size, lo, hi (dim set)
-``output_size``            size, stride, lo, hi, kernel, dilation, output_padding, out, full,
-                           in_spatial, out_spatial (dim set)
-``input_rank``             n, shape
-``spatial_size``           shape
-``weight_rank``            n, shape
-``weight_groups``          groups, shape, input_shape
-``input_channels``         groups, channels, expected, weight_shape, input_shape
-``bias_shape``             out_channels, shape, weight_shape
-``channels_groups``        channels, groups, in_channels, out_channels
-``fold_channels``          channels, kernel, volume
-``fold_blocks``            columns, blocks, total
-=========================  ===============================================================
+``output_padding_conv``      values
+``output_padding_limit``     values, stride, dilation, output_padding, limit (dim set)
+``kernel_fits``              size, lo, hi, padded, kernel, dilation, effective (in dim), and the
+                             tuples in_spatial, pads, padded_spatial, kernel_size, dilations,
+                             stride, effective_kernel, blocks (dim set)
+``reflect_pad``              size, lo, hi (dim set)
+``circular_pad``             size, lo, hi (dim set)
+``output_size``              size, stride, lo, hi, kernel, dilation, output_padding, out, full,
+                             in_spatial, out_spatial (dim set)
+``input_rank``               n, shape
+``spatial_size``             shape
+``weight_rank``              n, shape
+``weight_groups``            groups, shape, input_shape
+``input_channels``           groups, channels, expected, weight_shape, input_shape
+``bias_shape``               out_channels, shape, weight_shape
+``channels_groups``          channels, groups, in_channels, out_channels
+``fold_channels``            channels, kernel, volume
+``fold_blocks``              columns, blocks, total
+===========================  ===============================================================
 """
 
 from __future__ import annotations
@@ -53,18 +53,40 @@ from __future__ import annotations
 import math
 import numbers
 from contextlib import contextmanager
-from typing import Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+# the refusal types and how a face re-words them; the message builders below serve ConvSpec
+__all__ = ["ConvRule", "ConvRuleError", "ConvRuleTypeError", "Words", "rendered", "worded"]
 
 
 class ConvRule(Exception):
     """What every refusal carries; raised as :class:`ConvRuleError` or :class:`ConvRuleTypeError`.
 
-    ``rule`` names the broken rule, ``param`` the parameter it is about, ``op`` the caller's
-    label, ``dim`` the spatial dim (or None), ``numbers`` the values the rule compared and
-    ``nearest`` the nearest valid setting in words (or None)."""
+    Parameters
+    ----------
+    message : str
+        The words shown (PyTorch's, or a face's).
+    rule, param, op, dim, numbers, nearest
+        Keyword-only: stored as the attributes below.
+
+    Attributes
+    ----------
+    rule : str
+        The broken rule (the table in :mod:`npconv.spec_errors`).
+    param : str
+        The parameter it is about.
+    op : str
+        The caller's label.
+    dim : int or None
+        The spatial dim, where the rule is about one.
+    numbers : dict
+        The values the rule compared.
+    nearest : str or None
+        The nearest valid setting, in words.
+    """
 
     def __init__(self, message: str, *, rule: str, param: str, op: str = "conv", dim: int | None = None,
-                 numbers: Mapping | None = None, nearest: str | None = None):
+                 numbers: Mapping[str, Any] | None = None, nearest: str | None = None) -> None:
         super().__init__(message)
         self.rule, self.param, self.op, self.dim = rule, param, op, dim
         self.numbers = dict(numbers or {})
@@ -72,6 +94,7 @@ class ConvRule(Exception):
 
     @property
     def message(self) -> str:
+        """The words shown."""
         return str(self.args[0]) if self.args else ""
 
     def reworded(self, message: str) -> "ConvRule":
@@ -79,32 +102,62 @@ class ConvRule(Exception):
         return type(self)(message, rule=self.rule, param=self.param, op=self.op, dim=self.dim,
                           numbers=self.numbers, nearest=self.nearest)
 
-    def __reduce__(self):  # keyword-only fields: pickle (multiprocessing, Dask) rebuilds through this
+    def __reduce__(self) -> tuple[Any, ...]:  # keyword-only fields: pickle (multiprocessing, Dask) rebuilds through this
         return _rebuild, (type(self), self.message, self.rule, self.param, self.op, self.dim,
                           self.numbers, self.nearest)
 
 
-def _rebuild(cls, message, rule, param, op, dim, numbers, nearest):
+def _rebuild(cls: type[ConvRule], message: str, rule: str, param: str, op: str, dim: int | None,
+             numbers: Mapping[str, Any], nearest: str | None) -> ConvRule:
     return cls(message, rule=rule, param=param, op=op, dim=dim, numbers=numbers, nearest=nearest)
 
 
 class ConvRuleError(ConvRule, ValueError):
-    """A setting or shape that breaks a convolution rule."""
+    """A setting or shape that breaks a convolution rule (a ``ValueError``).
+
+    Raised before any arithmetic, by :class:`npconv.ConvSpec` and every face.  Its message
+    states the rule, the numbers and the nearest valid setting; :class:`ConvRule`'s attributes
+    hold the same as data.
+
+    Examples
+    --------
+    >>> import numpy as np, npconv
+    >>> try:
+    ...     npconv.functional.conv2d(np.ones((1, 1, 3, 3)), np.ones((1, 1, 5, 5)))
+    ... except npconv.ConvRuleError as error:
+    ...     print(error.rule, error.dim, error.nearest)
+    kernel_fits 0 padding 1 per side (padded 5), or kernel_size=3
+    """
 
 
 class ConvRuleTypeError(ConvRule, TypeError):
-    """A parameter of the wrong type (a float kernel size, a dict for padding)."""
+    """A parameter of the wrong type (a float kernel size, a dict for padding): a ``TypeError``
+    with :class:`ConvRule`'s attributes."""
 
 
 for _public in (ConvRuleError, ConvRuleTypeError):  # tracebacks name them where users import them
     _public.__module__ = "npconv"
 
 
+#: A face's words: a rule's name -> a function giving the message (or the exception) for it.
 Words = Mapping[str, Callable[[ConvRule], "str | BaseException"]]
 
 
 def rendered(error: ConvRule, words: Words) -> BaseException:
-    """``error`` in a face's words: its function's message (or exception), else unchanged."""
+    """``error`` in a face's words: its function's message (or exception), else unchanged.
+
+    Parameters
+    ----------
+    error : ConvRule
+        A refusal.
+    words : mapping
+        {rule: function(error) -> message or exception}.
+
+    Returns
+    -------
+    BaseException
+        The same refusal reworded, the function's own exception, or ``error`` itself.
+    """
     render = words.get(error.rule)
     if render is None:
         return error
@@ -113,8 +166,27 @@ def rendered(error: ConvRule, words: Words) -> BaseException:
 
 
 @contextmanager
-def worded(words: Words):
-    """Re-raise a refusal from the block in ``words`` (see the module docstring)."""
+def worded(words: Words) -> Iterator[None]:
+    """Re-raise a refusal from the block in a face's words (see the module docstring).
+
+    Parameters
+    ----------
+    words : mapping
+        {rule: function(error) -> message or exception}; rules it does not name pass through.
+
+    Raises
+    ------
+    ConvRuleError, ConvRuleTypeError
+        The block's refusal, reworded (same class, rule and numbers).
+
+    Examples
+    --------
+    >>> from npconv import ConvSpec
+    >>> with worded({"positive": lambda e: f"{e.param} must be at least one"}):
+    ...     ConvSpec.build(0)
+    Traceback (most recent call last):
+    npconv.ConvRuleError: kernel_size must be at least one
+    """
     try:
         yield
     except ConvRule as error:
@@ -123,11 +195,12 @@ def worded(words: Words):
 
 # ---- PyTorch's words: the default message of each rule ----------------------------------
 
-def _x(values) -> str:
+def _x(values: Sequence[object]) -> str:
     return " x ".join(str(v) for v in values)
 
 
-def shape_text(shape) -> str:
+def shape_text(shape: Sequence[int]) -> str:
+    """A shape as PyTorch prints a size: ``[1, 3, 5]``."""
     return "[" + ", ".join(str(v) for v in shape) + "]"
 
 
@@ -135,14 +208,14 @@ def _module_name(op: str) -> str:
     return op.replace("conv_transpose", "ConvTranspose").replace("conv", "Conv")
 
 
-def tuple_length(op, name, n, values) -> ConvRuleError:
+def tuple_length(op: str, name: str, n: int, values: Sequence[object]) -> ConvRuleError:
     return ConvRuleError(
         f"{op}: expected {name} to be a single integer value or a list of {n} values "
         f"to match the convolution dimensions, but got {name}={list(values)}",
         rule="tuple_length", param=name, op=op, numbers={"n": n, "values": list(values)})
 
 
-def tuple_type(op, name, n, value) -> ConvRuleTypeError:
+def tuple_type(op: str, name: str, n: int, value: object) -> ConvRuleTypeError:
     return ConvRuleTypeError(f"{op}: {name} must be an int or a tuple of {n} ints, got {value!r}",
                              rule="tuple_type", param=name, op=op, numbers={"n": n, "value": value})
 
@@ -152,83 +225,84 @@ POSITIVE_WORDING = {"kernel_size": "kernel size should be greater than zero",
                     "dilation": "dilation should be greater than zero"}
 
 
-def not_positive(op, name, values, minimum=1) -> ConvRuleError:
+def not_positive(op: str, name: str, values: Sequence[int], minimum: int = 1) -> ConvRuleError:
     wording = POSITIVE_WORDING.get(name, f"{name} must be >= {minimum}")
     return ConvRuleError(f"{op}: {wording}, but got {name}={tuple(values)} (every entry must be >= {minimum})",
                          rule="positive", param=name, op=op,
                          numbers={"values": tuple(values), "minimum": minimum})
 
 
-def groups_type(op, groups) -> ConvRuleTypeError:
+def groups_type(op: str, groups: object) -> ConvRuleTypeError:
     return ConvRuleTypeError(f"{op}: groups must be a positive integer, got {groups!r}",
                              rule="groups_type", param="groups", op=op, numbers={"value": groups})
 
 
-def groups_not_positive(op, groups) -> ConvRuleError:
+def groups_not_positive(op: str, groups: numbers.Integral | int) -> ConvRuleError:
     return ConvRuleError(f"{op}: non-positive groups is not supported: groups must be a positive "
                          f"integer, got groups={groups}", rule="positive", param="groups", op=op,
                          numbers={"values": (groups,), "minimum": 1}, nearest="groups=1")
 
 
-def padding_mode(op, mode, modes) -> ConvRuleError:
+def padding_mode(op: str, mode: object, modes: Sequence[str]) -> ConvRuleError:
     return ConvRuleError(f"{op}: padding_mode must be one of {set(modes)}, but got padding_mode={mode!r}",
                          rule="padding_mode", param="padding_mode", op=op, numbers={"value": mode})
 
 
-def transposed_padding_mode(op, mode) -> ConvRuleError:
+def transposed_padding_mode(op: str, mode: str) -> ConvRuleError:
     return ConvRuleError(f'{op}: Only "zeros" padding mode is supported for {_module_name(op)}, '
                          f"got padding_mode={mode!r}", rule="transposed_padding_mode", param="padding_mode",
                          op=op, numbers={"value": mode}, nearest="padding_mode='zeros'")
 
 
-def pad_pair_type(op, name, value) -> ConvRuleTypeError:
+def pad_pair_type(op: str, name: str, value: object) -> ConvRuleTypeError:
     return ConvRuleTypeError(f"{op}: each entry of {name} must be an int or an (lo, hi) pair of ints, "
                              f"got {value!r}", rule="padding_type", param=name, op=op, numbers={"value": value})
 
 
-def padding_length(op, n, values) -> ConvRuleError:
+def padding_length(op: str, n: int, values: Sequence[object]) -> ConvRuleError:
     return ConvRuleError(
         f"{op}: expected padding to be a single integer value or a list of {n} values "
         f"(ints or (lo, hi) pairs) to match the convolution dimensions, but got padding={list(values)}",
         rule="padding_length", param="padding", op=op, numbers={"n": n, "values": list(values)})
 
 
-def padding_type(op, value, strings) -> ConvRuleTypeError:
+def padding_type(op: str, value: object, strings: Sequence[str]) -> ConvRuleTypeError:
     return ConvRuleTypeError(f"{op}: padding must be an int, a tuple of ints or (lo, hi) pairs, "
                              f"or one of {strings}; got {value!r}",
                              rule="padding_type", param="padding", op=op, numbers={"value": value})
 
 
-def padding_string(op, value, extra) -> ConvRuleError:
+def padding_string(op: str, value: str, extra: Sequence[str]) -> ConvRuleError:
     return ConvRuleError(f"{op}: Invalid padding string {value!r}, should be one of "
                          f"{{'same', 'valid'}} (npconv also accepts {extra})",
                          rule="padding_string", param="padding", op=op, numbers={"value": value})
 
 
-def same_transposed(op, value) -> ConvRuleError:
+def same_transposed(op: str, value: str) -> ConvRuleError:
     return ConvRuleError(f"{op}: padding={value!r} is not defined for transposed convolution; "
                          f"give explicit pads (ints or (lo, hi) pairs) or 'valid'",
                          rule="same_transposed", param="padding", op=op, numbers={"value": value})
 
 
-def negative_padding(op, value) -> ConvRuleError:
+def negative_padding(op: str, value: object) -> ConvRuleError:
     return ConvRuleError(f"{op}: negative padding is not supported, got padding={value!r} "
                          f"(every pad must be >= 0)", rule="negative_padding", param="padding", op=op,
                          numbers={"value": value})
 
 
-def output_padding_negative(op, values) -> ConvRuleError:
+def output_padding_negative(op: str, values: Sequence[int]) -> ConvRuleError:
     return ConvRuleError(f"{op}: negative output_padding is not supported, got output_padding={values}",
                          rule="output_padding_negative", param="output_padding", op=op,
                          numbers={"values": values})
 
 
-def output_padding_conv(op, values) -> ConvRuleError:
+def output_padding_conv(op: str, values: Sequence[int]) -> ConvRuleError:
     return ConvRuleError(f"{op}: output_padding={values} only applies to transposed convolution",
                          rule="output_padding_conv", param="output_padding", op=op, numbers={"values": values})
 
 
-def output_padding_limit(op, values, stride, dilation, dim) -> ConvRuleError:
+def output_padding_limit(op: str, values: Sequence[int], stride: Sequence[int], dilation: Sequence[int],
+                         dim: int) -> ConvRuleError:
     p, s, d = values[dim], stride[dim], dilation[dim]
     return ConvRuleError(
         f"{op}: output padding must be smaller than either stride or dilation, but got "
@@ -239,7 +313,8 @@ def output_padding_limit(op, values, stride, dilation, dim) -> ConvRuleError:
                  "limit": max(s, d) - 1}, nearest=f"output_padding {max(s, d) - 1} in dim {dim}")
 
 
-def kernel_too_big(op, in_spatial, pads, spec_numbers, dim) -> ConvRuleError:
+def kernel_too_big(op: str, in_spatial: Sequence[int], pads: Sequence[tuple[int, int]],
+                   spec_numbers: Mapping[str, Sequence[int]], dim: int) -> ConvRuleError:
     """The effective kernel is larger than the padded input in ``dim``; ``spec_numbers`` holds
     the spec's kernel_size, dilation, stride and effective_kernel tuples (``blocks``: the window
     counts floor((padded - effective) / stride) + 1 per dim, some below one)."""
@@ -274,7 +349,7 @@ def kernel_fit_fixes(size: int, lo: int, hi: int, k: int, d: int, effective: int
     return ", or ".join(fixes)
 
 
-def reflect_pad(op, size, lo, hi, dim) -> ConvRuleError:
+def reflect_pad(op: str, size: int, lo: int, hi: int, dim: int) -> ConvRuleError:
     return ConvRuleError(
         f"{op}: padding_mode='reflect': Padding size should be less than the corresponding "
         f"input dimension, but got: padding ({lo}, {hi}) at spatial dim {dim} of size {size} "
@@ -283,7 +358,7 @@ def reflect_pad(op, size, lo, hi, dim) -> ConvRuleError:
         numbers={"size": size, "lo": lo, "hi": hi}, nearest=f"padding <= {size - 1} per side")
 
 
-def circular_pad(op, size, lo, hi, dim) -> ConvRuleError:
+def circular_pad(op: str, size: int, lo: int, hi: int, dim: int) -> ConvRuleError:
     return ConvRuleError(
         f"{op}: padding_mode='circular': Padding value causes wrapping around more than once: "
         f"padding ({lo}, {hi}) at spatial dim {dim} exceeds its size {size} ({max(lo, hi)} > {size}); "
@@ -291,7 +366,8 @@ def circular_pad(op, size, lo, hi, dim) -> ConvRuleError:
         dim=dim, numbers={"size": size, "lo": lo, "hi": hi}, nearest=f"padding <= {size} per side")
 
 
-def output_too_small(op, in_spatial, pads, out, spec_numbers, dim) -> ConvRuleError:
+def output_too_small(op: str, in_spatial: Sequence[int], pads: Sequence[tuple[int, int]], out: Sequence[int],
+                     spec_numbers: Mapping[str, int], dim: int) -> ConvRuleError:
     """A transposed convolution's output size below 1 in ``dim``; ``spec_numbers`` holds the
     spec's stride, kernel, dilation and output_padding in that dim."""
     (lo, hi), raw = pads[dim], out[dim] + pads[dim][0] + pads[dim][1]
@@ -306,26 +382,26 @@ def output_too_small(op, in_spatial, pads, out, spec_numbers, dim) -> ConvRuleEr
                  "in_spatial": tuple(in_spatial), "out_spatial": tuple(out), **spec_numbers})
 
 
-def input_rank(op, n, shape) -> ConvRuleError:
+def input_rank(op: str, n: int, shape: Sequence[int]) -> ConvRuleError:
     return ConvRuleError(f"Expected {n + 1}D (unbatched) or {n + 2}D (batched) input to {op}, "
                          f"but got input of size: {shape_text(shape)}", rule="input_rank", param="input", op=op,
                          numbers={"n": n, "shape": tuple(shape)})
 
 
-def spatial_size(op, shape) -> ConvRuleError:
+def spatial_size(op: str, shape: Sequence[int]) -> ConvRuleError:
     return ConvRuleError(f"{op}: every spatial size of the input must be >= 1, got input of size "
                          f"{shape_text(shape)}", rule="spatial_size", param="input", op=op,
                          numbers={"shape": tuple(shape)})
 
 
-def weight_rank(op, n, transposed, shape) -> ConvRuleError:
+def weight_rank(op: str, n: int, transposed: bool, shape: Sequence[int]) -> ConvRuleError:
     layout = "in_channels, out_channels/groups" if transposed else "out_channels, in_channels/groups"
     return ConvRuleError(f"{op}: weight must be {n + 2}-D ({layout}, *kernel_size), "
                          f"got weight of size {shape_text(shape)}", rule="weight_rank", param="weight", op=op,
                          numbers={"n": n, "shape": tuple(shape)})
 
 
-def weight_groups(op, groups, shape, input_shape) -> ConvRuleError:
+def weight_groups(op: str, groups: int, shape: Sequence[int], input_shape: Sequence[int]) -> ConvRuleError:
     what = "at least 1" if shape[0] < 1 else f"divisible by {groups}"
     return ConvRuleError(f"{op}: Given groups={groups}, expected weight to be {what} at dimension 0, "
                          f"but got weight of size {shape_text(shape)} instead "
@@ -334,7 +410,8 @@ def weight_groups(op, groups, shape, input_shape) -> ConvRuleError:
                          numbers={"groups": groups, "shape": tuple(shape), "input_shape": tuple(input_shape)})
 
 
-def input_channels(op, groups, transposed, input_shape, weight_shape, expected, nearest) -> ConvRuleError:
+def input_channels(op: str, groups: int, transposed: bool, input_shape: Sequence[int], weight_shape: Sequence[int],
+                   expected: int, nearest: str | None) -> ConvRuleError:
     given = "transposed=1" if transposed else f"groups={groups}"
     rule = "weight.shape[0]" if transposed else f"weight.shape[1] * groups = {weight_shape[1]} * {groups}"
     return ConvRuleError(f"{op}: Given {given}, weight of size {shape_text(weight_shape)}, expected "
@@ -346,7 +423,7 @@ def input_channels(op, groups, transposed, input_shape, weight_shape, expected, 
                                   "weight_shape": tuple(weight_shape), "input_shape": tuple(input_shape)})
 
 
-def bias_shape(op, out_channels, shape, weight_shape) -> ConvRuleError:
+def bias_shape(op: str, out_channels: int, shape: Sequence[int], weight_shape: Sequence[int]) -> ConvRuleError:
     return ConvRuleError(f"{op}: Given weight of size {shape_text(weight_shape)}, expected bias to be "
                          f"1-dimensional with {out_channels} elements, but got bias of size "
                          f"{shape_text(shape)} instead", rule="bias_shape", param="bias", op=op,
@@ -354,7 +431,7 @@ def bias_shape(op, out_channels, shape, weight_shape) -> ConvRuleError:
                                   "weight_shape": tuple(weight_shape)})
 
 
-def fold_channels(op, channels, kernel) -> ConvRuleError:
+def fold_channels(op: str, channels: int, kernel: Sequence[int]) -> ConvRuleError:
     volume = 1
     for k in kernel:
         volume *= k
@@ -365,7 +442,8 @@ def fold_channels(op, channels, kernel) -> ConvRuleError:
                          numbers={"channels": channels, "kernel": tuple(kernel), "volume": volume})
 
 
-def fold_blocks(op, columns, output_size, kernel, dilation, pads, stride, blocks) -> ConvRuleError:
+def fold_blocks(op: str, columns: int, output_size: Sequence[int], kernel: Sequence[int], dilation: Sequence[int],
+                pads: Sequence[tuple[int, int]], stride: Sequence[int], blocks: Sequence[int]) -> ConvRuleError:
     total = 1
     for b in blocks:
         total *= b
@@ -378,7 +456,8 @@ def fold_blocks(op, columns, output_size, kernel, dilation, pads, stride, blocks
         numbers={"columns": columns, "blocks": tuple(blocks), "total": total})
 
 
-def channels_groups(op, label, channels, groups, in_channels, out_channels) -> ConvRuleError:
+def channels_groups(op: str, label: str, channels: int, groups: int, in_channels: int,
+                    out_channels: int) -> ConvRuleError:
     nearest = groups_hint(in_channels, out_channels, groups)
     return ConvRuleError(f"{op}: {label} must be divisible by groups: {label}={channels}, "
                          f"groups={groups}, {channels} % {groups} = {channels % groups}" + nearest,
@@ -392,7 +471,7 @@ def channels_groups(op, label, channels, groups, in_channels, out_channels) -> C
 HINT_SEARCH_STEPS = 4096
 
 
-def groups_hint(in_channels, out_channels, groups: int) -> str:
+def groups_hint(in_channels: int, out_channels: int, groups: int) -> str:
     """'; nearest valid: groups=g' for a refused groups, or the rule when no divisor is found quickly."""
     if not all(isinstance(c, numbers.Integral) and not isinstance(c, bool) for c in (in_channels, out_channels)):
         return ""  # the message names them already

@@ -28,25 +28,57 @@ import collections
 import contextlib
 import os
 import threading
+from typing import Any, Iterator
 
 from .settings import current as current_settings, set_defaults
 
 
 def set_num_threads(threads: int | None) -> int | None:
-    """Cap the threads of every library npconv calls (None: their own defaults); returns the
-    previous cap.  The process default: calls already running keep the cap they started with,
-    and a ``npconv.config(threads=...)`` block keeps its own."""
+    """Cap the threads of every library npconv calls (BLAS, Numba, the FFTs), as
+    ``torch.set_num_threads``.
+
+    The process default: calls already running keep the cap they started with, and a
+    ``npconv.config(threads=...)`` block keeps its own.
+
+    Parameters
+    ----------
+    threads : int or None
+        The cap; None: each library's own default.
+
+    Returns
+    -------
+    int or None
+        The previous cap.
+
+    Raises
+    ------
+    ValueError
+        Not a positive int or None.
+
+    Examples
+    --------
+    >>> previous = set_num_threads(1)
+    >>> get_num_threads()
+    1
+    >>> set_num_threads(previous)
+    1
+    """
     return set_defaults(where="set_num_threads", threads=threads).threads
 
 
 def get_num_threads() -> int:
     """The cap in effect here (a block's, else the process default), or the number of cores
-    when there is none."""
+    when there is none.
+
+    Returns
+    -------
+    int
+    """
     return current_settings().threads or os.cpu_count() or 1
 
 
 @contextlib.contextmanager
-def limited(threads: int | None = None):
+def limited(threads: int | None = None) -> Iterator[None]:
     """Run the block with BLAS and Numba capped at ``threads`` (default: the cap in effect; no
     cap set and none given: nothing changes)."""
     threads = threads or current_settings().threads  # read once: a concurrent change cannot split a call
@@ -66,10 +98,10 @@ class _SharedBlasLimit:
     libraries' limits are recorded when the first capped call starts and restored when
     the last one finishes, and in between the limit is the smallest cap still running."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running: collections.Counter = collections.Counter()  # cap -> calls running with it
-        self._original = None  # their limits before the first call
+        self._original: Any = None  # their limits before the first call (a threadpool_limits)
         self._applied: int | None = None
 
     def enter(self, cap: int) -> None:
@@ -112,7 +144,7 @@ _blas_limit = _SharedBlasLimit()
 
 
 @contextlib.contextmanager
-def _blas_capped(threads: int):
+def _blas_capped(threads: int) -> Iterator[None]:
     _blas_limit.enter(threads)
     try:
         yield
@@ -121,7 +153,7 @@ def _blas_capped(threads: int):
 
 
 @contextlib.contextmanager
-def _numba_threads(threads: int):
+def _numba_threads(threads: int) -> Iterator[None]:
     """Numba's count is per Python thread, so set and restore it in this one; never above
     what this thread already has (a nested call keeps the smaller cap, as BLAS does)."""
     try:

@@ -19,6 +19,8 @@ from .random import manual_seed
 
 @dataclass
 class TrainingResult:
+    """What :func:`run` reports: accuracy on the held-out digits, time, and the picture's path."""
+
     test_accuracy: float
     seconds: float
     epochs: int
@@ -26,7 +28,7 @@ class TrainingResult:
     picture: Path | None
 
 
-def load_digits_split(seed: int = 0):
+def load_digits_split(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(x_train, y_train, x_test, y_test); images (N, 1, 8, 8) float32 in [0, 1]."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -47,11 +49,13 @@ def build_model() -> nn.Sequential:
 
 
 def predict(model: nn.Sequential, images: np.ndarray, batch: int = 256) -> np.ndarray:
+    """The predicted digit of each image (the largest logit), in evaluation mode."""
     model.eval()
     return np.concatenate([model(images[i:i + batch]).argmax(axis=1) for i in range(0, len(images), batch)])
 
 
-def train(epochs: int = 30, batch: int = 32, lr: float = 3e-3, seed: int = 0, progress: bool = True):
+def train(epochs: int = 30, batch: int = 32, lr: float = 3e-3, seed: int = 0,
+          progress: bool = True) -> tuple[nn.Sequential, tuple[np.ndarray, np.ndarray]]:
     """Train with Adam on mini-batches; returns (model, (x_test, y_test))."""
     from tqdm import tqdm
 
@@ -77,7 +81,8 @@ def train(epochs: int = 30, batch: int = 32, lr: float = 3e-3, seed: int = 0, pr
     return model, (x_test, y_test)
 
 
-def save_picture(model, x_test, y_test, predicted, path: Path) -> Path:
+def save_picture(model: nn.Sequential, x_test: np.ndarray, y_test: np.ndarray, predicted: np.ndarray,
+                 path: Path) -> Path:
     """First-layer filters on top, misclassified test digits (true -> predicted) below."""
     import matplotlib
 
@@ -105,6 +110,7 @@ def save_picture(model, x_test, y_test, predicted, path: Path) -> Path:
 
 
 def run(epochs: int = 30, picture: Path | None = Path("digits_cnn.png"), progress: bool = True) -> TrainingResult:
+    """Train the digits CNN for ``epochs``, measure its test accuracy, draw ``picture`` (if any)."""
     start = time.perf_counter()
     model, (x_test, y_test) = train(epochs=epochs, progress=progress)
     seconds = time.perf_counter() - start

@@ -17,8 +17,10 @@ import contextlib
 import itertools
 import math
 import threading
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from .settings import current as current_settings, set_defaults
 
@@ -36,7 +38,7 @@ def limit() -> int:
 
 
 @contextlib.contextmanager
-def reserved(nbytes: int):
+def reserved(nbytes: int) -> Iterator[None]:
     """Within the block, this thread's algorithms plan under the cap less ``nbytes``: what a
     caller holds while it runs another algorithm (polyphase's phase weights and outputs)."""
     _reservations.bytes = getattr(_reservations, "bytes", 0) + nbytes
@@ -47,10 +49,33 @@ def reserved(nbytes: int):
 
 
 def set_workspace_limit(nbytes: int) -> int:
-    """Set the cap's process default (bytes, >= 1 MiB); returns the previous default.
+    """Set the cap on scratch memory's process default.
+
     Algorithms chunk their work to stay under the cap; the planner skips an algorithm that
     cannot.  This thread's kept scratch buffers are trimmed to the cap at once (other threads'
-    at their next call); a ``npconv.config(workspace_limit=...)`` block keeps its own cap."""
+    at their next call); a ``npconv.config(workspace_limit=...)`` block keeps its own cap.
+
+    Parameters
+    ----------
+    nbytes : int
+        The cap in bytes, at least 1 MiB (default 256 MiB).
+
+    Returns
+    -------
+    int
+        The previous default.
+
+    Raises
+    ------
+    ValueError
+        Not an int of at least 1 MiB.
+
+    Examples
+    --------
+    >>> previous = set_workspace_limit(64 * 2**20)
+    >>> limit() == 64 * 2**20, set_workspace_limit(previous) == 64 * 2**20
+    (True, True)
+    """
     previous = set_defaults(where="set_workspace_limit", workspace_limit=nbytes).workspace_limit
     trim()
     return previous
@@ -81,7 +106,7 @@ def require(needs: dict[str, int]) -> None:
 
 # ---- chunking --------------------------------------------------------------------------
 
-def boxes(shape, fits) -> "Boxes":
+def boxes(shape: Sequence[int], fits: Callable[[tuple[int, ...]], bool]) -> "Boxes":
     """The coarsest boxes covering the index space ``shape`` whose extents ``fits`` accepts.
 
     ``shape`` is outermost first (images, then output rows, columns, ...); ``fits(extents)``
@@ -103,7 +128,7 @@ class Boxes:
     """The boxes of :func:`boxes`, each a tuple of slices, made when asked for: a list of them
     (thousands under a 1 MiB cap) would itself be scratch."""
 
-    def __init__(self, shape, dim: int, run: int):
+    def __init__(self, shape: tuple[int, ...], dim: int, run: int) -> None:
         self.shape, self.dim, self.run = shape, dim, run
         self.runs = -(-shape[dim] // run)
 
@@ -120,7 +145,7 @@ class Boxes:
                 + (slice(start, min(start + self.run, self.shape[self.dim])),)
                 + tuple(slice(0, s) for s in self.shape[self.dim + 1:]))
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[slice, ...]]:
         whole = tuple(slice(0, s) for s in self.shape[self.dim + 1:])
         size = self.shape[self.dim]
         for prefix in itertools.product(*map(range, self.shape[:self.dim])):
@@ -129,12 +154,12 @@ class Boxes:
                 yield lead + (slice(start, min(start + self.run, size)),) + whole
 
 
-def linear(cell_bytes: int, budget: int):
+def linear(cell_bytes: int, budget: int) -> Callable[[tuple[int, ...]], bool]:
     """A ``fits`` for :func:`boxes` whose buffers hold ``cell_bytes`` per cell."""
     return lambda extents: math.prod(extents) * cell_bytes <= budget
 
 
-def extents(box) -> tuple[int, ...]:
+def extents(box: Sequence[slice]) -> tuple[int, ...]:
     return tuple(s.stop - s.start for s in box)
 
 
@@ -143,11 +168,11 @@ def extents(box) -> tuple[int, ...]:
 _arena = threading.local()
 
 
-def _buffers() -> dict:
+def _buffers() -> dict[str, np.ndarray]:
     return _arena.__dict__.setdefault("buffers", {})
 
 
-def scratch(name: str, shape, dtype) -> np.ndarray:
+def scratch(name: str, shape: Sequence[int], dtype: npt.DTypeLike) -> np.ndarray:
     """An uninitialised array for scratch data, carved from a buffer kept between calls.
 
     Fresh large arrays come from ``mmap`` and every page faults on first touch: on this
@@ -171,7 +196,7 @@ def scratch(name: str, shape, dtype) -> np.ndarray:
     return buffer[:nbytes].view(dtype).reshape(shape)
 
 
-def _trim(buffers: dict, keep: str | None) -> None:
+def _trim(buffers: dict[str, np.ndarray], keep: str | None) -> None:
     """Drop kept buffers, least recently used first (never ``keep``), until they fit under the
     cap together (so none is larger than the cap)."""
     total = sum(b.nbytes for b in buffers.values())

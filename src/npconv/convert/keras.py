@@ -35,6 +35,7 @@ with dilation > 1 (Conv and Conv*Transpose) raise ``ValueError`` naming the sett
 from __future__ import annotations
 
 import re
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -50,7 +51,7 @@ _KERAS_NAME = re.compile(r"^(Conv|DepthwiseConv|SeparableConv)([123])D(Transpose
 
 # ---- Keras -> PyTorch-style ------------------------------------------------------------------
 
-def keras_to_torch(layer, input_shape=None):
+def keras_to_torch(layer: Any, input_shape: Sequence[int] | None = None) -> Any:
     """The npconv.nn module (channels_first) computing what a built Keras conv layer computes.
 
     ``input_shape``: the full input shape in the layer's data_format, or its spatial sizes;
@@ -172,7 +173,7 @@ def _separable_module(config, weights, rank, spatial):
 
 # ---- PyTorch-style -> Keras ----------------------------------------------------------------
 
-def torch_to_keras(module, data_format: str = "channels_last", input_shape=None):
+def torch_to_keras(module: Any, data_format: str = "channels_last", input_shape: Sequence[int] | None = None) -> Any:
     """The npconv.keras layer (built, weights copied) computing what ``module`` computes.
 
     ``module``: an ``npconv.nn`` (or ``torch.nn``) Conv*d / ConvTranspose*d, a ``Sequential``

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import functional, nn
 from ..arrays import as_real_array
@@ -34,7 +36,7 @@ OP_TYPES = ("Conv", "ConvTranspose")
 RUN_TIME_RULES = {"SAME_UPPER": "same", "SAME_LOWER": "same_lower"}
 
 
-def node_attributes(node) -> dict:
+def node_attributes(node: Any) -> dict[str, Any]:
     """An ONNX node's attributes as a dict of ints, lists and strs (duck-typed NodeProto)."""
     attributes = {}
     for a in node.attribute:
@@ -71,15 +73,16 @@ class NpconvCall:
 
     @property
     def transposed(self) -> bool:
+        """Whether the node is a ConvTranspose."""
         return self.output_padding is not None
 
     @property
-    def kwargs(self) -> dict:
+    def kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``npconv.functional.<function>``."""
         kwargs = dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
         return dict(kwargs, output_padding=self.output_padding) if self.transposed else kwargs
 
-    def __call__(self, X, W, B=None) -> np.ndarray:
+    def __call__(self, X: npt.ArrayLike, W: npt.ArrayLike, B: npt.ArrayLike | None = None) -> np.ndarray:
         x = as_real_array(X, "X", self.function)
         if self.input_spatial is not None and tuple(x.shape[2:]) != self.input_spatial:
             raise ValueError(f"{self.function}: this call's pads were worked out for input spatial size "
@@ -92,7 +95,7 @@ class NpconvCall:
         w, b = as_real_array(W, "W", self.function), None if B is None else as_real_array(B, "B", self.function)
         return zero_extended(lambda x_c, w_c: run(x_c, w_c, None, **self.kwargs), x, w, b, self.output_pads)
 
-    def to_module(self, weight, bias=None):
+    def to_module(self, weight: npt.ArrayLike, bias: npt.ArrayLike | None = None) -> Any:
         """An ``npconv.nn`` Conv*/ConvTranspose* module holding ``weight`` and ``bias``."""
         self._refuse_output_pads("npconv.nn")
         self._check_kernel(weight)
@@ -104,7 +107,7 @@ class NpconvCall:
         module.load_state_dict({"weight": w} if bias is None else {"weight": w, "bias": np.asarray(bias)})
         return module
 
-    def to_torch_module(self, weight, bias=None):
+    def to_torch_module(self, weight: npt.ArrayLike, bias: npt.ArrayLike | None = None) -> Any:
         """The same as a ``torch.nn`` module (imports torch); asymmetric conv pads become a
         ``ConstantPadNd`` in front, in an ``nn.Sequential``."""
         import torch  # optional: only this method needs PyTorch
@@ -183,7 +186,8 @@ def _load_torch(module, w, bias):
     return module
 
 
-def onnx_node_to_call(node_or_attrs, op_type=None, *, input_shape=None, weight_shape=None) -> NpconvCall:
+def onnx_node_to_call(node_or_attrs: Any, op_type: str | None = None, *, input_shape: Sequence[int] | None = None,
+                      weight_shape: Sequence[int] | None = None) -> NpconvCall:
     """The npconv call equivalent to one ONNX Conv/ConvTranspose node.
 
     ``node_or_attrs``: an ``onnx.NodeProto`` (read duck-typed) or a dict of attributes, then with
@@ -283,7 +287,7 @@ def _transposed_call(attributes, n, kernel, in_spatial, common) -> NpconvCall:
                       output_pads=grow if any(map(any, grow)) else None, input_spatial=in_spatial, **common)
 
 
-def module_to_onnx_attributes(module) -> dict:
+def module_to_onnx_attributes(module: Any) -> dict[str, Any]:
     """An npconv.nn (or torch.nn) Conv*/ConvTranspose* module's settings as ONNX attributes.
 
     >>> module_to_onnx_attributes(nn.Conv2d(2, 4, 3, stride=2, padding=((1, 0), (2, 1))))

@@ -9,12 +9,20 @@ Everything here answers from the engine's own index arithmetic (:mod:`npconv.spe
   and weights behind one output, and the outputs one input reaches;
 - :func:`conv_matrix`: the sparse ``C`` with ``conv(x).ravel() == C @ x.ravel()``;
 - :func:`animate`, :func:`receptive_field_png` (Pillow) and :func:`write_page` (one HTML file).
+
+The pictures import Pillow only when they draw (``pip install 'npconv[explain]'``), so every
+name here imports without it.  :mod:`npconv.explain.animation` holds the GIF writer and
+:mod:`npconv.explain.pictures` the drawing.
 """
 
+from .animation import animate
 from .footprint import Explanation, Reach, Term, explain_input, explain_output, explain_transposed_output
+from .html import write_page
 from .matrix import conv_matrix
+from .pictures.receptive_field import receptive_field, receptive_field_png
 from .shapes import LayerShape, ShapeReport, shape_report
 from .solve import Solution, solve, translate
 
 __all__ = ["Explanation", "Reach", "Term", "explain_input", "explain_output", "explain_transposed_output",
-           "conv_matrix", "LayerShape", "ShapeReport", "shape_report", "Solution", "solve", "translate"]
+           "conv_matrix", "LayerShape", "ShapeReport", "shape_report", "Solution", "solve", "translate",
+           "animate", "receptive_field", "receptive_field_png", "write_page"]

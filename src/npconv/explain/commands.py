@@ -15,12 +15,15 @@ from __future__ import annotations
 import argparse
 import ast
 import math
+from typing import Any, Sequence
 
 import numpy as np
+import scipy.sparse
 
 from .. import nn
 from ..memory import check_allocation
-from ..spec import ConvSpec
+from ..spec import ConvSpec, IntOrTuple, Padding
+
 
 LAYER_NAMES = {name for name in nn.__all__ if name[0].isupper()} - {"Module", "Parameter", "Sequential",
                                                                     "CrossEntropyLoss"}
@@ -40,12 +43,12 @@ def ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers like 1,3,6,6; got {text!r}")
 
 
-def int_or_tuple(text: str):
+def int_or_tuple(text: str) -> IntOrTuple:
     values = ints(text)
     return values[0] if len(values) == 1 else values
 
 
-def padding_value(text: str):
+def padding_value(text: str) -> Padding:
     """An int, a tuple '1,2', per-side pairs '(0,1),(1,1)' or a string such as 'same'."""
     if text.strip().lstrip("(").startswith(tuple("0123456789")) and "(" in text:
         try:
@@ -57,7 +60,7 @@ def padding_value(text: str):
     return text
 
 
-def parse_layer(text: str):
+def parse_layer(text: str) -> nn.Module:
     """A module from its PyTorch constructor text, e.g. ``Conv2d(3, 64, 7, stride=2, padding=3)``,
     built for its arithmetic (shape reports, receptive fields): its parameters are
     :class:`~npconv.explain.shapes.Unallocated`, so no size of layer allocates anything.
@@ -75,7 +78,7 @@ def parse_layer(text: str):
             raise ValueError(f"layer {text!r}: expected one of npconv.nn's layers, e.g. Conv2d(3, 64, 7, stride=2, "
                              f"padding=3); known: {', '.join(sorted(LAYER_NAMES))}")
         args = [_literal(node, text) for node in call.args]
-        kwargs = {kw.arg: _literal(kw.value, text) for kw in call.keywords}
+        kwargs = {_keyword(kw, text): _literal(kw.value, text) for kw in call.keywords}
     except SyntaxError as error:
         raise ValueError(f"layer {text!r} is not of the form Name(arg, ..., key=value): {error.msg}") from None
     except (RecursionError, MemoryError):  # deep nesting (e.g. thousands of unary minus signs)
@@ -84,7 +87,13 @@ def parse_layer(text: str):
     return shape_only(getattr(nn, call.func.id))(*args, **kwargs)
 
 
-def _literal(node, text):
+def _keyword(keyword: ast.keyword, text: str) -> str:
+    if keyword.arg is None:
+        raise ValueError(f"layer {text!r}: arguments must be literals, got **{ast.unparse(keyword.value)}")
+    return keyword.arg
+
+
+def _literal(node: ast.expr, text: str) -> Any:
     if isinstance(node, ast.Name):
         return {"True": True, "False": False, "None": None}.get(node.id, node.id)
     try:
@@ -93,8 +102,8 @@ def _literal(node, text):
         raise ValueError(f"layer {text!r}: arguments must be literals, got {ast.unparse(node)!r}") from None
 
 
-def filled(shape, how: str, seed: int = 0) -> np.ndarray:
-    """An array of ``shape`` filled 'arange' (the documents' input), 'ones' or 'random'."""
+def filled(shape: Sequence[int], how: str, seed: int = 0) -> np.ndarray:
+    """An array of ``shape`` filled 'arange' (the cells numbered 0, 1, 2, ...), 'ones' or 'random'."""
     check_allocation(f"an array of shape {list(shape)}", shape, np.float64)
     size = math.prod(shape)
     if how == "arange":
@@ -107,14 +116,14 @@ def filled(shape, how: str, seed: int = 0) -> np.ndarray:
 
 
 # ---- the commands --------------------------------------------------------------------
-def run_shape(args) -> int:
+def run_shape(args: argparse.Namespace) -> int:
     from .shapes import shape_report
     layers = [parse_layer(text) for text in args.layers]
     print(shape_report(layers, args.input).table())
     return 0
 
 
-def run_solve(args) -> int:
+def run_solve(args: argparse.Namespace) -> int:
     from .solve import solve, translate
     said = {k: v for k, v in (("padding", args.padding), ("keras", args.keras), ("onnx_pads", args.onnx_pads),
                               ("auto_pad", args.auto_pad)) if v is not None}
@@ -134,9 +143,9 @@ def run_solve(args) -> int:
     return 0
 
 
-def run_explain(args) -> int:
+def run_explain(args: argparse.Namespace) -> int:
     if args.input is None:
-        return documents_hand_sums()
+        return print_hand_sums()
     from .footprint import explain_input, explain_output, explain_transposed_output
     from .matrix import conv_matrix
     check_explain_sizes(args)
@@ -157,7 +166,7 @@ def run_explain(args) -> int:
     return 0
 
 
-def check_explain_sizes(args) -> None:
+def check_explain_sizes(args: argparse.Namespace) -> None:
     """Refuse, before any array is built, what explain cannot show: arrays above
     EXPLAIN_MAX_ELEMENTS (it computes the whole convolution to print the engine's value) and
     sums above EXPLAIN_MAX_TERMS terms (a line nobody reads)."""
@@ -183,7 +192,7 @@ def _refuse_above(what: str, unit: str, count: int, limit: int) -> None:
                          f"prints; npconv.explain's functions take any size in Python")
 
 
-def explain_output_shape(args, transposed: bool):
+def explain_output_shape(args: argparse.Namespace, transposed: bool) -> tuple[int, ...] | None:
     """The shape of the convolution explain would compute; None when the settings are invalid
     (the explain functions then refuse them, naming the rule)."""
     n = len(args.weight) - 2
@@ -200,22 +209,26 @@ def explain_output_shape(args, transposed: bool):
     return tuple(args.input[:-n - 1]) + (channels,) + tuple(spatial)
 
 
-def documents_hand_sums() -> int:
+def print_hand_sums() -> int:
+    """Print each hand-worked sum (:data:`npconv.worked_examples.HAND_SUMS`) beside npconv's
+    explanation of the same output; 0 when all agree, 1 otherwise."""
     from ..worked_examples import HAND_SUMS
+    print("Input: arange, its 6x6 cells numbered 0, 1, 2, ... row by row, channel 0 first; all-ones "
+          "kernels.\nEach line: one output of the setting named, as npconv adds it up, then as added by hand.\n")
     ok = 0
     for hand in HAND_SUMS:
         line = hand.explain().sum_line()
         good = hand.reproduced(line)
         ok += good
         note = f"  ({hand.note})" if hand.note else ""
-        print(f"{CHECK if good else CROSS} [{hand.source}] npconv:   {line}{note}\n"
-              f"  {'':{len(hand.source) + 2}} document: {hand.stated}")
-    print(f"{CHECK if ok == len(HAND_SUMS) else CROSS} {ok}/{len(HAND_SUMS)} hand-summed examples of the "
-          f"spec documents reproduced by npconv.explain")
+        print(f"{CHECK if good else CROSS} {hand.setting}{note}\n"
+              f"    npconv:  {line}\n    by hand: {hand.expected}")
+    print(f"{CHECK if ok == len(HAND_SUMS) else CROSS} {ok}/{len(HAND_SUMS)} hand-summed examples "
+          f"reproduced by npconv.explain")
     return 0 if ok == len(HAND_SUMS) else 1
 
 
-def matrix_text(matrix, input_shape) -> str:
+def matrix_text(matrix: scipy.sparse.csr_array, input_shape: Sequence[int]) -> str:
     rows, cols = matrix.shape
     if rows * cols > 64 * 64:
         return (f"the matrix is {rows} x {cols} with {matrix.nnz} nonzeros; too big to print "
@@ -228,10 +241,10 @@ def matrix_text(matrix, input_shape) -> str:
     return "\n".join(lines)
 
 
-def run_animate(args) -> int:
-    from .animate import animate, receptive_field_png
+def run_animate(args: argparse.Namespace) -> int:
+    from .animation import animate, receptive_field_png
     if args.layers:
-        layers = [parse_layer(text) for text in args.layers]
+        layers: list[Any] = [parse_layer(text) for text in args.layers]  # conv layers, else refused
         check_picture_size(layers, args.input)
         path = receptive_field_png(args.path, layers, args.input)
     else:
@@ -242,7 +255,7 @@ def run_animate(args) -> int:
     return 0
 
 
-def check_picture_size(layers, input_size, cell: int = 20) -> None:
+def check_picture_size(layers: Sequence[Any], input_size: Sequence[int], cell: int = 20) -> None:
     """The receptive-field PNG draws every grid cell: refuse one above MAX_PICTURE_PIXELS
     before drawing (a 100000 x 100000 input would be 8 * 10**12 pixels)."""
     from .pictures.receptive_field import receptive_field_size, trace_receptive_field
@@ -252,7 +265,7 @@ def check_picture_size(layers, input_size, cell: int = 20) -> None:
                          f"{MAX_PICTURE_PIXELS:,} (PIL's image-bomb limit); draw a smaller input")
 
 
-def run_visualize(args) -> int:
+def run_visualize(args: argparse.Namespace) -> int:
     from .html import write_page
     initial = {k: v for k, v in (("input_size", args.input), ("kernel_size", args.kernel),
                                  ("stride", args.stride), ("padding", args.padding),
@@ -267,7 +280,7 @@ def run_visualize(args) -> int:
 RAW = argparse.RawDescriptionHelpFormatter
 
 
-def _spec_options(parser, visual: bool = False) -> None:
+def _spec_options(parser: argparse.ArgumentParser, visual: bool = False) -> None:
     parser.add_argument("--stride", type=int_or_tuple, default=None if visual else 1, help="stride (int or a,b)")
     parser.add_argument("--padding", type=padding_value, default=None if visual else 0,
                         help="int, a,b, per-side pairs (0,1),(1,1), 'same' or 'valid'")
@@ -279,7 +292,7 @@ def _spec_options(parser, visual: bool = False) -> None:
                         help="transposed convolution")
 
 
-def add_commands(commands) -> None:
+def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register shape, solve, explain, animate and visualize on argparse subparsers."""
     _add_shape(commands)
     _add_solve(commands)
@@ -288,7 +301,7 @@ def add_commands(commands) -> None:
     _add_visualize(commands)
 
 
-def _add_shape(commands) -> None:
+def _add_shape(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser(
         "shape", help="output shape, pads, params, MACs and receptive field through layers", formatter_class=RAW,
         description="The shape report of a chain of layers, each written as its PyTorch constructor.",
@@ -300,7 +313,7 @@ def _add_shape(commands) -> None:
     p.set_defaults(run=run_shape)
 
 
-def _add_solve(commands) -> None:
+def _add_solve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser(
         "solve", help="the padding for a wanted output size, in PyTorch, Keras and ONNX terms", formatter_class=RAW,
         description="Find pads (and output_padding) for --output, or translate pads given one way "
@@ -323,13 +336,14 @@ def _add_solve(commands) -> None:
     p.set_defaults(run=run_solve)
 
 
-def _add_explain(commands) -> None:
+def _add_explain(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser(
-        "explain", help="which inputs and weights make an output (no options: the documents' sums)",
+        "explain", help="which inputs and weights make an output (no options: ten sums worked by hand)",
         formatter_class=RAW,
         description="Print one output as the sum of its terms, the outputs one input reaches (--reverse) "
-                    "or the convolution matrix (--matrix). With no options: every hand-summed example "
-                    "of the spec documents, checked.",
+                    "or the convolution matrix (--matrix). With no options: ten outputs of standard, "
+                    "depthwise, grouped, pointwise, dilated and strided convolutions on a numbered input, "
+                    "each worked out by hand and checked against npconv.",
         epilog="examples:\n  npconv explain\n"
                "  npconv explain --input 1,3,6,6 --weight 1,3,3,3 --padding 1 --index 0,0,0,0\n"
                "  npconv explain --input 1,1,5,5 --weight 1,1,3,3 --padding 2 --padding-mode reflect --weights random\n"
@@ -348,7 +362,7 @@ def _add_explain(commands) -> None:
     p.set_defaults(run=run_explain)
 
 
-def _add_animate(commands) -> None:
+def _add_animate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser(
         "animate", help="a GIF of the convolution (or a PNG of the receptive field of layers)",
         formatter_class=RAW,
@@ -371,11 +385,13 @@ def _add_animate(commands) -> None:
     p.set_defaults(run=run_animate)
 
 
-def _add_visualize(commands) -> None:
+def _add_visualize(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = commands.add_parser(
         "visualize", help="write the interactive HTML page (one file, no network)", formatter_class=RAW,
         description="Write one self-contained HTML page with controls for every parameter; hovering an "
-                    "output cell highlights the inputs that make it.",
+                    "output cell highlights the inputs that make it. Options left out start at PyTorch's "
+                    "defaults (stride 1, padding 0, dilation 1, groups 1, padding_mode zeros) on a 5x5 "
+                    "input with a 3x3 kernel.",
         epilog="examples:\n  npconv visualize\n  npconv visualize conv.html --input 7,7 --kernel 3 --stride 2 --padding 1")
     p.add_argument("path", nargs="?", default="npconv_visualize.html", help="(default npconv_visualize.html)")
     p.add_argument("--input", type=ints, help="starting input size H,W")

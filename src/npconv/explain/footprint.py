@@ -12,17 +12,36 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from .. import core
-from ..spec import ConvSpec, check_operands
+from ..spec import ConvSpec, IntOrTuple, Padding, Pads, check_operands
 from ..windows import tap_tables
 
 
 @dataclass(frozen=True)
 class Term:
-    """One product of the sum: ``weight * value``, read at ``position`` (padded frame)."""
+    """One product of the sum: ``weight * value``, read at ``position`` (padded frame).
+
+    Attributes
+    ----------
+    channel : int
+        The input channel read.
+    tap : tuple of int
+        The kernel tap (one index per spatial dim).
+    position : tuple of int
+        Where the tap falls, in input coordinates (negative or past the end: on the padding).
+    source : tuple of int or None
+        The input element read (under reflect/replicate/circular padding, the one copied);
+        None on zero padding.
+    value : float
+        The value read (0.0 on zero padding).
+    weight : float
+        The weight of this tap.
+    """
 
     channel: int
     tap: tuple[int, ...]
@@ -33,12 +52,35 @@ class Term:
 
     @property
     def padded(self) -> bool:
+        """Whether the tap falls on the padding (``source`` is not ``position``)."""
         return self.source != self.position
 
 
 @dataclass(frozen=True)
 class Explanation:
-    """One output element as the sum of its terms, and the value the engine computed."""
+    """One output element as the sum of its terms, and the value the engine computed.
+
+    ``str(e)`` is :meth:`text`; in Jupyter it shows as that text.
+
+    Attributes
+    ----------
+    op : str
+        The operation, e.g. ``'conv2d'`` or ``'conv_transpose2d'``.
+    index : tuple of int
+        The output element explained (as given: unbatched inputs have no batch index).
+    value : float
+        The engine's value of that element.
+    terms : tuple of Term
+        Every product of the sum, channel by channel, taps row-major.
+    bias : float
+        The bias added (0.0 when none).
+    spec : ConvSpec
+        The normalised parameters.
+    pads : tuple of (int, int)
+        ``(lo, hi)`` per spatial dim, as resolved for this input.
+    channels : tuple of (int, int)
+        The first and last input channel of this output's group.
+    """
 
     op: str
     index: tuple[int, ...]
@@ -50,8 +92,11 @@ class Explanation:
     channels: tuple[int, int]  # the input channels of this output's group, [first, last]
 
     def sum_line(self) -> str:
-        """The spec documents' form: ``474 = 0+1+6+7 + 36+37+...`` (channels set apart by
-        spaces; padded values in brackets, zero padding left out as the documents do)."""
+        """The sum on one line: ``474 = 0+1+6+7 + 36+37+...``, as it is worked out by hand.
+
+        Channels are set apart by spaces, values copied into the padding are in brackets and
+        zero padding is left out; weights are shown (``2*1 + (-1)*2``) unless all are 1.
+        """
         by_channel = itertools.groupby(self.terms, key=lambda t: t.channel)
         unit = all(t.weight == 1 for t in self.terms)
         parts = []
@@ -65,6 +110,7 @@ class Explanation:
         return f"{_num(self.value)} = {body}"
 
     def text(self) -> str:
+        """The heading, the sum line, the padding taps, and (1-D and 2-D) each channel's window."""
         lines = [self.heading(), self.sum_line()]
         zeros = sum(t.source is None for t in self.terms)
         if zeros:
@@ -83,6 +129,7 @@ class Explanation:
         return f"<pre>{html.escape(self.text())}</pre>"
 
     def heading(self) -> str:
+        """The output index, the parameters and which input channels it reads."""
         s = self.spec
         first, last = self.channels
         mode = f"output_padding {s.output_padding}" if s.transposed else f"padding_mode '{s.padding_mode}'"
@@ -99,8 +146,8 @@ def _num(v: float) -> str:
     return f"{float(v):g}"
 
 
-def _at(position) -> str:
-    return "(" + ",".join(str(p) for p in position) + ")"
+def _at(position: Sequence[int] | None) -> str:
+    return "(" + ",".join(str(p) for p in position or ()) + ")"
 
 
 def _term_text(t: Term, unit: bool) -> str:
@@ -130,7 +177,7 @@ def window_grids(e: Explanation) -> list[str]:
     return ["   ".join(parts).rstrip() for parts in zip(*texts)]
 
 
-def _check_index(name: str, index, shape) -> tuple[int, ...]:
+def _check_index(name: str, index: Sequence[int], shape: Sequence[int]) -> tuple[int, ...]:
     index = tuple(int(i) for i in index)
     if len(index) != len(shape) or any(not 0 <= i < n for i, n in zip(index, shape)):
         raise ValueError(f"{name}={list(index)} is outside the shape {list(shape)} "
@@ -138,22 +185,55 @@ def _check_index(name: str, index, shape) -> tuple[int, ...]:
     return index
 
 
-def _batched(x, w, n: int):
+def _batched(x: npt.ArrayLike, w: npt.ArrayLike, n: int) -> tuple[np.ndarray, np.ndarray]:
     x, w = np.asarray(x), np.asarray(w)
     if x.ndim == n + 1:
         x = x[None]
     return x, w
 
 
-def explain_output(x, w, index, stride=1, padding=0, dilation=1, groups=1, padding_mode="zeros",
-                   bias=None) -> Explanation:
+def explain_output(x: npt.ArrayLike, w: npt.ArrayLike, index: Sequence[int], stride: IntOrTuple = 1,
+                   padding: Padding = 0, dilation: IntOrTuple = 1, groups: int = 1,
+                   padding_mode: str = "zeros", bias: npt.ArrayLike | None = None) -> Explanation:
     """The input positions and weights that make ``conv(x, w)[index]``.
 
-    ``index`` is ``(n, c_out, *o)`` (or ``(c_out, *o)`` for an unbatched input).
+    Along each dim, output ``o`` reads padded position ``o * stride + k * dilation - pad_lo``
+    through tap ``k``; the terms come from the engine's own table of those positions.
 
+    Parameters
+    ----------
+    x : array_like
+        The input, ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``; 1, 2 or 3
+        spatial dims.
+    w : array_like
+        The weight, ``(C_out, C_in / groups, *kernel)``.
+    index : sequence of int
+        The output element: ``(n, c_out, *o)``, or ``(c_out, *o)`` for an unbatched input.
+    stride, padding, dilation, groups, padding_mode
+        As :func:`npconv.functional.conv2d` (and ``conv1d``/``conv3d``).
+    bias : array_like, optional
+        ``(C_out,)``; its entry is added after the sum.
+
+    Returns
+    -------
+    Explanation
+        The terms (input element, weight, value; padded positions marked), the bias and the
+        value the engine computed.
+
+    Raises
+    ------
+    ValueError
+        A setting the convolution refuses (the engine's message), or ``index`` outside the
+        output's shape.
+
+    Examples
+    --------
     >>> x = np.arange(36.).reshape(1, 1, 6, 6)
     >>> print(explain_output(x, np.ones((1, 1, 3, 3)), (0, 0, 1, 0), stride=2).sum_line())
     171 = 12+13+14+18+19+20+24+25+26
+    >>> e = explain_output(x, np.ones((1, 1, 3, 3)), (0, 0, 0, 0), padding=1, padding_mode="reflect")
+    >>> e.sum_line(), e.terms[0].source
+    ('42 = [7]+[6]+[7]+[1]+0+1+[7]+6+7', (1, 1))
     """
     n = np.asarray(w).ndim - 2
     unbatched = np.asarray(x).ndim == n + 1
@@ -184,7 +264,17 @@ def explain_output(x, w, index, stride=1, padding=0, dilation=1, groups=1, paddi
 
 @dataclass(frozen=True)
 class Reach:
-    """The outputs one input element reaches: ``(output index, tap)`` pairs."""
+    """The outputs one input element reaches: ``(output index, tap)`` pairs.
+
+    Attributes
+    ----------
+    op : str
+        The operation, e.g. ``'conv2d'``.
+    index : tuple of int
+        The input element (as given: unbatched inputs have no batch index).
+    hits : tuple of (tuple of int, tuple of int)
+        ``(output index, weight tap)`` pairs, sorted.
+    """
 
     op: str
     index: tuple[int, ...]
@@ -192,9 +282,11 @@ class Reach:
 
     @property
     def outputs(self) -> tuple[tuple[int, ...], ...]:
+        """The outputs reached, each once, in order."""
         return tuple(dict.fromkeys(o for o, _ in self.hits))
 
     def text(self) -> str:
+        """``conv2d input[0, 0, 2, 2] reaches 4 outputs through 4 taps:`` and one line per tap."""
         lines = [f"{self.op} input{list(self.index)} reaches {len(self.outputs)} outputs "
                  f"through {len(self.hits)} taps:"]
         lines += [f"  output{list(o)} via weight tap {_at(t)}" for o, t in self.hits]
@@ -203,20 +295,44 @@ class Reach:
     __str__ = text
 
 
-def _reach_per_dim(tables, index) -> list[list[tuple[int, int]]]:
+def _reach_per_dim(tables: Sequence[np.ndarray], index: Sequence[int]) -> list[list[tuple[int, int]]]:
     """Per dim, the (output, tap) pairs whose source index is the given one."""
     return [list(zip(*np.nonzero(t == i))) for t, i in zip(tables, index)]
 
 
-def explain_input(x_shape, w_shape, index, stride=1, padding=0, dilation=1, groups=1,
-                  padding_mode="zeros") -> Reach:
+def explain_input(x_shape: Sequence[int] | np.ndarray, w_shape: Sequence[int] | np.ndarray,
+                  index: Sequence[int], stride: IntOrTuple = 1, padding: Padding = 0, dilation: IntOrTuple = 1,
+                  groups: int = 1, padding_mode: str = "zeros") -> Reach:
     """The reverse question: which outputs of ``conv(x, w)`` the element ``x[index]`` reaches.
 
-    Shapes or arrays are accepted; ``index`` is ``(n, c, *i)`` or ``(c, *i)`` unbatched.
-    Reflect/replicate/circular padding can make one input reach an output twice.
+    Reflect/replicate/circular padding can make one input reach an output twice (through a
+    tap on the input and one on its copy in the padding).
 
+    Parameters
+    ----------
+    x_shape, w_shape : sequence of int or numpy.ndarray
+        The input's and the weight's shapes (or the arrays themselves: only shapes are read).
+    index : sequence of int
+        The input element: ``(n, c, *i)``, or ``(c, *i)`` for an unbatched input.
+    stride, padding, dilation, groups, padding_mode
+        As :func:`npconv.functional.conv2d`.
+
+    Returns
+    -------
+    Reach
+        Every ``(output index, weight tap)`` pair through which the element is read.
+
+    Raises
+    ------
+    ValueError
+        A setting the convolution refuses, or ``index`` outside the input's shape.
+
+    Examples
+    --------
     >>> explain_input((1, 1, 6, 6), (1, 1, 3, 3), (0, 0, 0, 0), stride=2).outputs
     ((0, 0, 0, 0),)
+    >>> len(explain_input((1, 1, 6, 6), (1, 1, 3, 3), (0, 0, 2, 2), stride=2).outputs)
+    4
     """
     x_shape, w_shape = _shape_of(x_shape), _shape_of(w_shape)
     n = len(w_shape) - 2
@@ -239,12 +355,14 @@ def explain_input(x_shape, w_shape, index, stride=1, padding=0, dilation=1, grou
     return Reach(spec.op, index[1:] if unbatched else index, tuple(sorted(hits)))
 
 
-def _shape_of(value) -> tuple[int, ...]:
+def _shape_of(value: Sequence[int] | np.ndarray) -> tuple[int, ...]:
     return tuple(int(v) for v in (value.shape if hasattr(value, "shape") else value))
 
 
-def explain_transposed_output(x, w, index, stride=1, padding=0, output_padding=0, groups=1,
-                              dilation=1, bias=None) -> Explanation:
+def explain_transposed_output(x: npt.ArrayLike, w: npt.ArrayLike, index: Sequence[int],
+                              stride: IntOrTuple = 1, padding: Padding = 0, output_padding: IntOrTuple = 0,
+                              groups: int = 1, dilation: IntOrTuple = 1,
+                              bias: npt.ArrayLike | None = None) -> Explanation:
     """The inputs and weights that make ``conv_transpose(x, w)[index]``.
 
     Transposed convolution scatters: input ``i`` adds ``w[k] * x[i]`` at output
@@ -252,6 +370,31 @@ def explain_transposed_output(x, w, index, stride=1, padding=0, output_padding=0
     ones the forward convolution of the same spec reads from position ``q`` (its adjoint), so
     they come from the same table.
 
+    Parameters
+    ----------
+    x : array_like
+        The input, ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``.
+    w : array_like
+        The weight, ``(C_in, C_out / groups, *kernel)`` (PyTorch's transposed layout).
+    index : sequence of int
+        The output element: ``(n, c_out, *q)``, or ``(c_out, *q)`` for an unbatched input.
+    stride, padding, output_padding, groups, dilation
+        As :func:`npconv.functional.conv_transpose2d` (same order).
+    bias : array_like, optional
+        ``(C_out,)``; its entry is added after the sum.
+
+    Returns
+    -------
+    Explanation
+        The terms (input element, weight, value), the bias and the engine's value.
+
+    Raises
+    ------
+    ValueError
+        A setting the transposed convolution refuses, or ``index`` outside the output's shape.
+
+    Examples
+    --------
     >>> x = np.array([[[1., 2., 3.]]])
     >>> print(explain_transposed_output(x, np.ones((1, 1, 3)), (0, 0, 2), stride=2).sum_line())
     3 = 1+2

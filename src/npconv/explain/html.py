@@ -43,6 +43,8 @@ DOM contract (the tests rely on it):
   (e.g. ``padded input 2 = 2 + 0 + 0 < effective kernel 5 = 2*(3-1)+1``); the output
   grids are then empty.  Nothing throws.
 - ``#detail``: the hovered output's reading rule and ``sum_line()``.
+- ``#title`` (the heading) and ``document.title`` name the layer the controls describe:
+  ``Conv2d, cell by cell``, or ``ConvTranspose2d, cell by cell`` while ``#transposed`` is ticked.
 - transposed only: ``#zero`` holds the zero-inserted picture (the same output as a stride-1
   convolution with the flipped kernel over the input with ``stride - 1`` zeros between
   cells and ``dilation*(k-1) - padding`` zeros around); its cells have ``data-z="r,c"``
@@ -55,11 +57,13 @@ DOM contract (the tests rely on it):
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 from importlib import resources
+from typing import Any, Sequence
 
 from ..spec import ConvSpec, ntuple
-from ..spec_errors import worded
+from ..spec_errors import ConvRule, worded
 
 # The page's drawing limits per control (also each number input's max attribute).
 PAGE_LIMITS = {"in_h": 16, "in_w": 16, "k_h": 7, "k_w": 7, "stride": 4, "padding": 4,
@@ -69,23 +73,57 @@ MAX_OUT_SIDE = 40  # the largest output side the page draws
 _SLOT = '<script id="npconv-initial" type="application/json">{}</script>'
 _KEYS = ("input_size", "kernel_size", "stride", "padding", "dilation", "groups", "padding_mode",
          "transposed", "output_padding", "in_channels", "out_channels")
-DEFAULTS = {"input_size": (5, 5), "kernel_size": (3, 3), "stride": 1, "padding": 1, "dilation": 1,
+# PyTorch's defaults for every parameter (a 5x5 input and a 3x3 kernel to start drawing with)
+DEFAULTS = {"input_size": (5, 5), "kernel_size": (3, 3), "stride": 1, "padding": 0, "dilation": 1,
             "groups": 1, "padding_mode": "zeros", "transposed": False, "output_padding": 0}
 
 
 def page() -> str:
-    """The page's HTML text with the page's own defaults (5x5 input, 3x3 kernel, padding 1)."""
+    """The page's HTML text, starting from a 5x5 input, a 3x3 kernel and PyTorch's defaults.
+
+    Returns
+    -------
+    str
+        The whole page: one file with its CSS and JS inline (stride 1, padding 0, dilation 1,
+        groups 1, zero padding, not transposed until a control changes).
+    """
     return resources.files("npconv.explain").joinpath("page.html").read_text(encoding="utf-8")
 
 
-def write_page(path="npconv_visualize.html", **initial) -> pathlib.Path:
-    """Write the page to ``path``; ``initial`` sets the starting controls.
+def write_page(path: str | os.PathLike[str] = "npconv_visualize.html", **initial: Any) -> pathlib.Path:
+    """Write the interactive page (one self-contained HTML file) with chosen starting controls.
 
-    Keys: ``input_size, kernel_size, stride, padding, dilation, groups, padding_mode,
-    transposed, output_padding, in_channels, out_channels`` (channels default to ``groups``).
-    The spec is validated first (:meth:`ConvSpec.build` and ``out_spatial``): a bad one
-    raises ``ValueError`` and nothing is written.
+    The page has a control for every Conv2d parameter; hovering an output cell highlights the
+    input cells (padding included) and weights that make it.  It loads nothing from the
+    network.  Unset values start at PyTorch's defaults (stride 1, padding 0, dilation 1,
+    groups 1, zero padding), on a 5x5 input with a 3x3 kernel.
 
+    Parameters
+    ----------
+    path : str or os.PathLike, default 'npconv_visualize.html'
+        Where to write the page.
+    **initial
+        Starting values: ``input_size, kernel_size, stride, padding, dilation, groups,
+        padding_mode, transposed, output_padding, in_channels, out_channels`` (channels
+        default to ``groups``).  The page has one control per parameter, so ``stride``,
+        ``padding``, ``dilation`` and ``output_padding`` must be the same in both dims.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        A setting the convolution refuses (the engine's message), or one beyond the page's
+        drawing limits (:data:`PAGE_LIMITS`, output sides up to :data:`MAX_OUT_SIDE`);
+        nothing is written.
+    TypeError
+        An unknown starting value.
+
+    Examples
+    --------
     >>> import tempfile, os
     >>> p = write_page(os.path.join(tempfile.mkdtemp(), "c.html"), kernel_size=3, stride=2)
     >>> '"stride": 2' in p.read_text()
@@ -99,7 +137,7 @@ def write_page(path="npconv_visualize.html", **initial) -> pathlib.Path:
     return path
 
 
-def initial_controls(**initial) -> dict:
+def initial_controls(**initial: Any) -> dict[str, Any]:
     """The validated starting values, keyed by the page's control ids.
 
     >>> initial_controls(input_size=(7, 6), stride=2)["in_w"]
@@ -119,7 +157,7 @@ def initial_controls(**initial) -> dict:
     return controls
 
 
-def _as_controls(spec: ConvSpec, size, c_in: int, c_out: int) -> dict:
+def _as_controls(spec: ConvSpec, size: tuple[int, ...], c_in: int, c_out: int) -> dict[str, Any]:
     pads = spec.pads(size)
     return {"in_h": size[0], "in_w": size[1], "k_h": spec.kernel_size[0], "k_w": spec.kernel_size[1],
             "stride": _one("stride", spec.stride), "padding": _one("padding", sum(pads, ())),
@@ -128,14 +166,14 @@ def _as_controls(spec: ConvSpec, size, c_in: int, c_out: int) -> dict:
             "transposed": spec.transposed, "out_pad": _one("output_padding", spec.output_padding)}
 
 
-def _one(name: str, values) -> int:
+def _one(name: str, values: Sequence[int]) -> int:
     if len(set(values)) != 1:
         raise ValueError(f"write_page: the page has one {name} control for both dims and both "
                          f"sides, got {name}={tuple(values)}")
     return int(values[0])
 
 
-def _multiple_of_groups(error) -> str:
+def _multiple_of_groups(error: ConvRule) -> str:
     name = {"in_channels": "c_in", "out_channels": "c_out"}[error.param]
     c, g = error.numbers["channels"], error.numbers["groups"]
     return f"{error.op}: {name} must be a positive multiple of groups: {c} % {g} = {c % g}"
@@ -144,7 +182,7 @@ def _multiple_of_groups(error) -> str:
 PAGE_WORDS = {"channels_groups": _multiple_of_groups}  # the page's control names
 
 
-def _check_page(spec: ConvSpec, controls: dict, out) -> None:
+def _check_page(spec: ConvSpec, controls: dict[str, Any], out: tuple[int, ...] | None) -> None:
     if out is None:
         raise ValueError(f"{spec.op}: every spatial size of the input must be >= 1, "
                          f"got input_size=({controls['in_h']}, {controls['in_w']})")

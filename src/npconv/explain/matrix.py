@@ -9,23 +9,50 @@ read some elements through several taps; their weights add up in one entry.
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse
 
-from ..spec import ConvSpec, check_operands
+from ..spec import ConvSpec, IntOrTuple, Padding, Pads, check_operands
 from ..windows import tap_tables
 
 
-def conv_matrix(weight, input_shape, stride=1, padding=0, dilation=1, groups=1, *,
-                padding_mode="zeros"):
-    """The sparse matrix (CSR) of the convolution of one input of ``input_shape``.
+def conv_matrix(weight: npt.ArrayLike, input_shape: Sequence[int], stride: IntOrTuple = 1,
+                padding: Padding = 0, dilation: IntOrTuple = 1, groups: int = 1, *,
+                padding_mode: str = "zeros") -> scipy.sparse.csr_array:
+    """The sparse matrix ``C`` of the convolution: ``conv(x).ravel() == C @ x.ravel()``.
 
-    ``input_shape`` is ``(C, *spatial)`` or ``(N, C, *spatial)`` (then the matrix is block
-    diagonal over the batch).  ``C.T @ y.ravel()`` is the transposed convolution of ``y`` with
-    the same weight, stride, padding, dilation and groups (the output size chosen to be the
-    input's).  ``padding_mode`` is an npconv extension.
+    Row ``(c_out, *o)`` holds ``weight[c_out, c, *k]`` in the column of the input element that
+    tap ``k`` reads.  ``C.T @ y.ravel()`` is the transposed convolution of ``y`` with the same
+    weight, stride, padding, dilation and groups (the output size chosen to be the input's).
 
+    Parameters
+    ----------
+    weight : array_like
+        ``(C_out, C_in / groups, *kernel)``, 1, 2 or 3 spatial dims.
+    input_shape : sequence of int
+        ``(C_in, *spatial)``, or ``(N, C_in, *spatial)``: then the matrix is block diagonal
+        over the batch.
+    stride, padding, dilation, groups
+        As :func:`npconv.functional.conv2d`.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, default 'zeros'
+        An npconv extension: reflect, replicate and circular padding read some elements
+        through several taps, and their weights add up in one entry.
+
+    Returns
+    -------
+    scipy.sparse.csr_array
+        ``(N * C_out * prod(out_spatial), N * C_in * prod(spatial))``, in the weight's dtype.
+
+    Raises
+    ------
+    ValueError
+        A setting the convolution refuses (the engine's message).
+
+    Examples
+    --------
     >>> w = np.ones((1, 1, 2), np.float32)
     >>> conv_matrix(w, (1, 4)).toarray()
     array([[1., 1., 0., 0.],
@@ -46,7 +73,7 @@ def conv_matrix(weight, input_shape, stride=1, padding=0, dilation=1, groups=1, 
     return scipy.sparse.kron(scipy.sparse.identity(batch, dtype=w.dtype), matrix, format="csr")
 
 
-def _single_image_matrix(spec: ConvSpec, w: np.ndarray, single) -> scipy.sparse.csr_array:
+def _single_image_matrix(spec: ConvSpec, w: np.ndarray, single: tuple[int, ...]) -> scipy.sparse.csr_array:
     in_spatial = single[1:]
     out_spatial = spec.out_spatial(in_spatial)
     pads = spec.pads(in_spatial)
@@ -68,7 +95,8 @@ def _single_image_matrix(spec: ConvSpec, w: np.ndarray, single) -> scipy.sparse.
     return matrix.tocsr()  # duplicates (several taps on one element) are summed here
 
 
-def _flat_sources(spec, in_spatial, out_spatial, pads) -> np.ndarray:
+def _flat_sources(spec: ConvSpec, in_spatial: tuple[int, ...], out_spatial: tuple[int, ...],
+                  pads: Pads) -> np.ndarray:
     """(*out, *kernel) flat index of the input element each output reads through each tap."""
     n = spec.ndim
     flat = np.zeros(out_spatial + spec.kernel_size, dtype=np.int64)

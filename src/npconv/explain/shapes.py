@@ -18,19 +18,48 @@ import math
 import types
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any, Callable, Sequence, Union, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from ..nn.conv import Conv2d, ConvNd, check_module_dtype
 from ..nn.layers import Flatten, Linear, PoolNd
 from ..nn.module import Module, Sequential
 from ..nn.depthwise_separable import DepthwiseSeparableConv2d
-from ..spec import ConvSpec, is_int, weight_shape
+from ..spec import ConvSpec, Pads, is_int, weight_shape
+
+# Receptive field and jump per spatial dim: ints, or Fractions after a transposed layer's upsampling.
+Extent = tuple[Union[int, Fraction], ...]
+Layers = Union[Module, Sequence[Module]]
 
 
 @dataclass(frozen=True)
 class LayerShape:
-    """One row of a shape report."""
+    """One row of a shape report: a layer's shapes, pads, parameters, work and receptive field.
+
+    Attributes
+    ----------
+    name : str
+        ``'0: Conv2d'``: the layer's place in the chain and its class.
+    in_shape, out_shape : tuple of int
+        The layer's input and output shapes.
+    pads : tuple of (int, int) or None
+        ``(lo, hi)`` per spatial dim, as resolved for this input (convolutions and pools).
+    effective_kernel : tuple of int or None
+        ``dilation * (k - 1) + 1`` per spatial dim.
+    params : int
+        Parameter count (weights and bias).
+    params_formula : str
+        That count's arithmetic, e.g. ``'(5*5 * 3/1 + 1) * 16 = 1,216'``.
+    macs : int
+        Multiply-adds for the whole batch.
+    receptive_field, jump : tuple or None
+        After this layer, per spatial dim, in units of the chain's input (Fractions after a
+        transposed layer's upsampling).
+    out_range : tuple of (int, int) or None
+        Transposed layers: the smallest and largest size ``output_padding`` reaches per dim.
+    """
 
     name: str
     in_shape: tuple[int, ...]
@@ -40,29 +69,45 @@ class LayerShape:
     params: int = 0
     params_formula: str = ""
     macs: int = 0
-    receptive_field: tuple | None = None
-    jump: tuple | None = None
+    receptive_field: Extent | None = None
+    jump: Extent | None = None
     out_range: tuple[tuple[int, int], ...] | None = None  # transposed: sizes output_padding reaches
 
 
 @dataclass(frozen=True)
 class ShapeReport:
+    """What :func:`shape_report` returns: one :class:`LayerShape` per layer and the totals.
+
+    ``str(report)`` is :meth:`table`; in Jupyter it shows as an HTML table.
+
+    Attributes
+    ----------
+    input_shape : tuple of int
+        The chain's input shape ``(N, C, *spatial)``.
+    layers : tuple of LayerShape
+        One row per layer, in order (a Sequential's children flattened).
+    """
+
     input_shape: tuple[int, ...]
     layers: tuple[LayerShape, ...]
 
     @property
     def output_shape(self) -> tuple[int, ...]:
+        """The last layer's output shape (the input's for an empty chain)."""
         return self.layers[-1].out_shape if self.layers else self.input_shape
 
     @property
     def params(self) -> int:
+        """Parameters of the whole chain."""
         return sum(layer.params for layer in self.layers)
 
     @property
     def macs(self) -> int:
+        """Multiply-adds of the whole chain."""
         return sum(layer.macs for layer in self.layers)
 
     def rows(self) -> list[list[str]]:
+        """The table's cells as text: a header, the input, one row per layer, the totals."""
         head = ["layer", "output shape", "padding (lo, hi)", "eff. kernel", "params", "MACs", "RF", "jump"]
         rows = [head, ["input", _shape(self.input_shape), "", "", "", "", "1", "1"]]
         for layer in self.layers:
@@ -73,12 +118,14 @@ class ShapeReport:
         return rows
 
     def notes(self) -> list[str]:
+        """Each parameter count's arithmetic and each transposed layer's reachable sizes."""
         notes = [f"{layer.name}: params {layer.params_formula}" for layer in self.layers if layer.params_formula]
         notes += [f"{layer.name}: output_padding reaches sizes "
                   + ", ".join(f"{lo}..{hi}" for lo, hi in layer.out_range) for layer in self.layers if layer.out_range]
         return notes
 
     def table(self) -> str:
+        """The aligned text table, then the notes."""
         return format_table(self.rows()) + "".join(f"\n  {note}" for note in self.notes())
 
     __str__ = table
@@ -100,6 +147,7 @@ def format_table(rows: list[list[str]]) -> str:
 
 
 def html_table(rows: list[list[str]]) -> str:
+    """The rows as an HTML table, the first as its header."""
     import html
     head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:])
@@ -110,26 +158,52 @@ def _numeric(text: str) -> bool:
     return text.replace(",", "").replace("/", "").isdigit()
 
 
-def _shape(shape) -> str:
+def _shape(shape: Sequence[int]) -> str:
     return "(" + ", ".join(str(v) for v in shape) + ")"
 
 
-def _tuple(values) -> str:
+def _tuple(values: Sequence[object] | None) -> str:
     if values is None:
         return ""
     return "x".join(str(v) for v in values)
 
 
-def _pads(pads) -> str:
+def _pads(pads: Pads | None) -> str:
     if pads is None:
         return ""
     return " ".join(f"({lo},{hi})" for lo, hi in pads)
 
 
 # ---- building a report ---------------------------------------------------------------
-def shape_report(layers, input_shape) -> ShapeReport:
-    """The report of a module, a Sequential or a list of modules on ``input_shape`` (N, C, *s).
+def shape_report(layers: Layers, input_shape: Sequence[int]) -> ShapeReport:
+    """Shapes, pads, parameters, multiply-adds and receptive field through a chain of layers.
 
+    Each number comes from the layer's own spec (the one the engine runs).  Receptive field
+    and jump, per spatial dim in units of the input: ``rf += (ek - 1) * jump`` and
+    ``jump *= stride`` through a convolution or pool; ``rf += (ceil(ek / stride) - 1) * jump``
+    and ``jump /= stride`` through a transposed convolution.
+
+    Parameters
+    ----------
+    layers : Module or sequence of Module
+        One npconv.nn module, a ``Sequential`` or a list of modules: convolutions (transposed
+        included), pools, ``Flatten``, ``Linear``; any other module keeps the shape.
+    input_shape : sequence of int
+        ``(N, C, *spatial)``.
+
+    Returns
+    -------
+    ShapeReport
+        One row per layer; ``print(report)`` shows the table.
+
+    Raises
+    ------
+    ValueError
+        A layer that refuses its input (wrong channel count or rank, a kernel larger than the
+        padded input), with the engine's message.
+
+    Examples
+    --------
     >>> from npconv import nn
     >>> report = shape_report(nn.Conv2d(3, 64, 7, stride=2, padding=3), (1, 3, 224, 224))
     >>> report.output_shape, report.params, report.layers[0].receptive_field
@@ -137,26 +211,27 @@ def shape_report(layers, input_shape) -> ShapeReport:
     """
     shape = tuple(int(v) for v in input_shape)
     n = len(shape) - 2
-    rf, jump = (1,) * n, (Fraction(1),) * n
+    rf: Extent = (1,) * n
+    jump: Extent = (Fraction(1),) * n
     rows = []
     for index, module in enumerate(_flatten(layers)):
         row = _layer_row(f"{index}: {type(module).__name__}", module, shape, rf, jump)
         rows.append(row)
         shape = row.out_shape
-        if row.receptive_field is not None:
+        if row.receptive_field is not None and row.jump is not None:
             rf, jump = row.receptive_field, row.jump
     return ShapeReport(tuple(int(v) for v in input_shape), tuple(rows))
 
 
-def _flatten(layers) -> list[Module]:
+def _flatten(layers: Layers) -> list[Module]:
     if isinstance(layers, Sequential):
         return [m for child in layers for m in _flatten(child)]
     if isinstance(layers, (list, tuple)):
         return [m for child in layers for m in _flatten(child)]
-    return [layers]
+    return [cast(Module, layers)]  # any other module keeps the shape
 
 
-def _layer_row(name, module, shape, rf, jump) -> LayerShape:
+def _layer_row(name: str, module: Module, shape: tuple[int, ...], rf: Extent, jump: Extent) -> LayerShape:
     if isinstance(module, ConvNd):
         return _conv_row(name, module, shape, rf, jump)
     if isinstance(module, PoolNd):
@@ -174,7 +249,7 @@ def _layer_row(name, module, shape, rf, jump) -> LayerShape:
     return LayerShape(name, shape, shape, receptive_field=rf_kept, jump=jump if rf_kept else None)
 
 
-def _conv_row(name, module, shape, rf, jump) -> LayerShape:
+def _conv_row(name: str, module: ConvNd, shape: tuple[int, ...], rf: Extent, jump: Extent) -> LayerShape:
     spec: ConvSpec = module.spec
     if len(shape) != spec.ndim + 2 or shape[1] != module.in_channels:
         raise ValueError(f"{name}: expects input (N, {module.in_channels}, {spec.ndim} spatial sizes), "
@@ -200,7 +275,8 @@ def _conv_row(name, module, shape, rf, jump) -> LayerShape:
                       spec.transposed_out_range(in_spatial) if spec.transposed else None)
 
 
-def grow_receptive_field(rf, jump, effective_kernel, stride, transposed):
+def grow_receptive_field(rf: Extent, jump: Extent, effective_kernel: Sequence[int], stride: Sequence[int],
+                         transposed: bool) -> tuple[Extent, Extent]:
     """One layer's step of the receptive-field recurrence (see the module docstring)."""
     if transposed:
         new_rf = tuple(r + (math.ceil(e / s) - 1) * j for r, j, e, s in zip(rf, jump, effective_kernel, stride))
@@ -209,7 +285,7 @@ def grow_receptive_field(rf, jump, effective_kernel, stride, transposed):
     return tuple(_clean(v) for v in new_rf), tuple(_clean(j * s) for j, s in zip(jump, stride))
 
 
-def _clean(value):
+def _clean(value: float | Fraction) -> int | Fraction:
     """Fractions that are whole numbers as ints (jump is fractional only after upsampling)."""
     value = Fraction(value)
     return int(value) if value.denominator == 1 else value
@@ -223,8 +299,8 @@ class Unallocated:
     10.7 PiB of weights; a layer from :func:`shape_only` holds these instead of parameters.
     """
 
-    def __init__(self, shape, dtype, owner: str):
-        if not all(is_int(v) and v >= 0 for v in shape):
+    def __init__(self, shape: Sequence[int], dtype: npt.DTypeLike, owner: str) -> None:
+        if not all(is_int(v) and int(v) >= 0 for v in shape):
             raise ValueError(f"{owner}: parameter shape {tuple(shape)} must hold non-negative integers")
         self.shape, self.dtype = tuple(int(v) for v in shape), np.dtype(dtype)
 
@@ -236,7 +312,7 @@ class Unallocated:
     def ndim(self) -> int:
         return len(self.shape)
 
-    def __array__(self, *args, **kwargs):  # a forward pass on a shape-only layer is a bug: say so
+    def __array__(self, *args: Any, **kwargs: Any) -> np.ndarray:  # a forward pass here is a bug: say so
         raise TypeError(f"{self!r} has no values: its layer was built for shape arithmetic only")
 
     def __repr__(self) -> str:
@@ -247,6 +323,7 @@ class Unallocated:
 def shape_only(cls: type) -> type:
     """``cls`` with every parameter :class:`Unallocated`: the same validation, spec, attributes
     and class name, and no memory for weights.  Layers without parameters are returned as is."""
+    body: dict[str, Any]
     if issubclass(cls, ConvNd):
         body = {"_create_parameters": _unallocated_conv_parameters}
     elif issubclass(cls, Linear):
@@ -259,24 +336,27 @@ def shape_only(cls: type) -> type:
                                        "__doc__": cls.__doc__})
 
 
-def _unallocated_conv_parameters(self, bias: bool) -> None:
+def _unallocated_conv_parameters(self: ConvNd, bias: bool) -> None:
     """ConvNd._create_parameters, with the weight and bias only described."""
     name = type(self).__name__
     shape = weight_shape(self.in_channels, self.out_channels, self.kernel_size, self.groups, self.transposed)
-    self._parameters["weight"] = Unallocated(shape, self._dtype, name)
-    self._parameters["bias"] = Unallocated((self.out_channels,), self._dtype, name) if bias else None
+    slots: dict[str, Any] = self._parameters  # an Unallocated stands where a Parameter would
+    slots["weight"] = Unallocated(shape, self._dtype, name)
+    slots["bias"] = Unallocated((self.out_channels,), self._dtype, name) if bias else None
 
 
-def _unallocated_linear_init(self, in_features, out_features, bias=True, device=None, dtype=None):
+def _unallocated_linear_init(self: Linear, in_features: int, out_features: int, bias: bool = True,
+                             device: str | None = None, dtype: npt.DTypeLike | None = None) -> None:
     """Linear.__init__ (same signature and checks), with the weight and bias only described."""
     Module.__init__(self)
-    dtype = check_module_dtype(dtype, device)
+    checked = check_module_dtype(dtype, device)
     self.in_features, self.out_features = in_features, out_features
-    self._parameters["weight"] = Unallocated((out_features, in_features), dtype, "Linear")
-    self._parameters["bias"] = Unallocated((out_features,), dtype, "Linear") if bias else None
+    slots: dict[str, Any] = self._parameters  # an Unallocated stands where a Parameter would
+    slots["weight"] = Unallocated((out_features, in_features), checked, "Linear")
+    slots["bias"] = Unallocated((out_features,), checked, "Linear") if bias else None
 
 
-def _with_globals(function, **names):
+def _with_globals(function: Callable[..., Any], **names: object) -> Callable[..., Any]:
     """``function`` reading some global names differently: the class's own constructor keeps
     its checks and stays in step with it, while the modules it builds become shape-only."""
     rebound = types.FunctionType(function.__code__, {**function.__globals__, **names}, function.__name__,

@@ -22,7 +22,10 @@ place, by ``set_weights`` or by an optimizer) is the value the next call uses.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import numpy.typing as npt
 
 from ..nn.module import Parameter
 
@@ -39,26 +42,79 @@ def _keras_axes(n: int) -> tuple[int, ...]:
     return tuple(range(2, n + 2)) + (1, 0)
 
 
-def torch_weight(kernel, depthwise: bool = False) -> np.ndarray:
-    """Keras kernel -> PyTorch weight, C-contiguous: a view (no copy) when the kernel is a
-    view of engine-layout memory (:func:`keras_view_parameter`), else a copy."""
+def torch_weight(kernel: npt.ArrayLike, depthwise: bool = False) -> np.ndarray:
+    """Keras kernel -> PyTorch weight, C-contiguous.
+
+    A view (no copy) when the kernel is a view of engine-layout memory
+    (:func:`keras_view_parameter`), else a copy.
+
+    Parameters
+    ----------
+    kernel : array_like
+        A Keras kernel, ``(*k, a, b)`` (see the module's table).
+    depthwise : bool, default False
+        Read ``(*k, C_in, M)`` as a depthwise kernel: output channel ``c*M + m``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(b, a, *k)``; depthwise ``(C_in*M, 1, *k)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> torch_weight(np.zeros((3, 3, 4, 2)), depthwise=True).shape
+    (8, 1, 3, 3)
+    """
     kernel = np.asarray(kernel)
     if depthwise:  # (*k, C_in, M) -> (*k, 1, C_in*M): channel c*M + m
         kernel = kernel.reshape(kernel.shape[:-2] + (1, -1))
     return np.ascontiguousarray(kernel.transpose(_torch_axes(kernel.ndim - 2)))
 
 
-def keras_kernel(weight, keras_shape) -> np.ndarray:
-    """The inverse of :func:`torch_weight`: a PyTorch-layout array in the Keras kernel's shape."""
+def keras_kernel(weight: npt.ArrayLike, keras_shape: Sequence[int]) -> np.ndarray:
+    """The inverse of :func:`torch_weight`: a PyTorch-layout array in the Keras kernel's shape.
+
+    Parameters
+    ----------
+    weight : array_like
+        A PyTorch weight ``(b, a, *k)``.
+    keras_shape : sequence of int
+        The Keras kernel's shape (for a depthwise kernel, ``(*k, C_in, M)``).
+
+    Returns
+    -------
+    numpy.ndarray
+        C-contiguous, of ``keras_shape``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> keras_kernel(np.zeros((4, 2, 3, 3)), (3, 3, 2, 4)).shape
+    (3, 3, 2, 4)
+    """
     weight = np.asarray(weight)
     return np.ascontiguousarray(weight.transpose(_keras_axes(weight.ndim - 2))).reshape(keras_shape)
 
 
-def keras_view_parameter(values, depthwise: bool = False) -> Parameter:
+def keras_view_parameter(values: npt.ArrayLike, depthwise: bool = False) -> Parameter:
     """A Keras-layout :class:`~npconv.nn.Parameter` whose memory is ``torch_weight(values)``.
 
     The parameter is a transposed view of a C-contiguous PyTorch-layout array, so
-    :func:`torch_weight` of it is that array again, without a copy."""
+    :func:`torch_weight` of it is that array again, without a copy.
+
+    Parameters
+    ----------
+    values : array_like
+        The kernel's values in Keras's layout (copied).
+    depthwise : bool, default False
+        A depthwise ``(*k, C_in, M)`` kernel.
+
+    Returns
+    -------
+    Parameter
+        Keras-shaped, a view of engine-layout memory.
+    """
     values = np.asarray(values)
     storage = torch_weight(values, depthwise)  # C-contiguous, in the engine's layout
     if np.shares_memory(storage, values):  # the parameter owns its numbers, as Parameter() does

@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import contextvars
+from collections.abc import Iterator
 
 __all__ = ["unique_name", "reset_names", "fresh_names"]
 
@@ -32,7 +33,18 @@ def _names_used() -> collections.Counter:
 
 
 def unique_name(prefix: str) -> str:
-    """Keras's automatic names: 'conv2d', then 'conv2d_1', 'conv2d_2', ..."""
+    """Keras's automatic names: 'conv2d', then 'conv2d_1', 'conv2d_2', ...
+
+    Parameters
+    ----------
+    prefix : str
+        The layer kind in snake case (``'conv2d'``).
+
+    Returns
+    -------
+    str
+        ``prefix`` the first time in this context, then ``prefix_1``, ``prefix_2``, ...
+    """
     counter = _names_used()
     count = counter[prefix]
     counter[prefix] += 1
@@ -45,8 +57,14 @@ def reset_names() -> None:
 
 
 @contextlib.contextmanager
-def fresh_names():
-    """A block whose layers are named from scratch; the names counted before it come back after."""
+def fresh_names() -> Iterator[None]:
+    """A block whose layers are named from scratch; the names counted before it come back after.
+
+    Yields
+    ------
+    None
+        Inside the block, automatic names start again at ``'conv2d'``.
+    """
     token = _NAMES_USED.set(collections.Counter())
     try:
         yield

@@ -15,18 +15,29 @@ exactly as Keras names them.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from ..nn.module import accumulate_grad
+from ..nn.module import Parameter, accumulate_grad
 from . import activations, constraints, initializers, regularizers
 
 
 @dataclass(frozen=True)
 class WeightOptions:
     """One Keras weight and the names of the constructor arguments (and attributes) that set
-    it up."""
+    it up.
+
+    Attributes
+    ----------
+    weight : str
+        The weight's attribute, and its name in Keras's weight list (``'kernel'``).
+    initializer, regularizer, constraint : str
+        The constructor arguments (``'kernel_initializer'``, ...).
+    """
 
     weight: str  # the weight's attribute, and its name in Keras's weight list
     initializer: str
@@ -48,17 +59,23 @@ class TrainingHooks:
     """Regularizers, constraints and losses for a layer whose class sets ``weight_options``."""
 
     weight_options: tuple[WeightOptions, ...] = (KERNEL, BIAS)
+    # set by the layer (npconv.keras.base.KerasConv)
+    trainable: bool
+    activity_regularizer: Any
+    _activity_losses: list[float]
+    _parameters: OrderedDict[str, Parameter | None]
 
-    def _take_weight_options(self, arguments) -> None:
+    def _take_weight_options(self, arguments: Mapping[str, Any]) -> None:
         """Each weight's initializer, regularizer and constraint from the constructor's arguments."""
         for option in self.weight_options:
             setattr(self, option.initializer, initializers.get(arguments[option.initializer]))
             setattr(self, option.regularizer, regularizers.get(arguments[option.regularizer]))
             setattr(self, option.constraint, constraints.get(arguments[option.constraint]))
 
-    def _option_serializers(self) -> dict:
+    def _option_serializers(self) -> dict[str, Callable[[Any], Any]]:
         """Config key -> Keras's serialize for every object-valued constructor argument."""
-        serializers = {"activation": activations.serialize, "activity_regularizer": regularizers.serialize}
+        serializers: dict[str, Callable[[Any], Any]] = {"activation": activations.serialize,
+                                                        "activity_regularizer": regularizers.serialize}
         for option in self.weight_options:
             serializers.update({option.initializer: initializers.serialize,
                                 option.regularizer: regularizers.serialize,
@@ -66,19 +83,19 @@ class TrainingHooks:
         return serializers
 
     # ---- the activity penalty, per call -------------------------------------------------
-    def _record_activity_penalty(self, out) -> None:
+    def _record_activity_penalty(self, out: np.ndarray) -> None:
         """Keras's activity loss of this call: the penalty of the output over its batch size."""
         self._activity_losses = [] if self.activity_regularizer is None else \
             [regularizers.penalty(self.activity_regularizer, out) / out.shape[0]]
 
-    def _with_activity_penalty_grad(self, grad_output, out) -> np.ndarray:
+    def _with_activity_penalty_grad(self, grad_output: np.ndarray, out: np.ndarray) -> np.ndarray:
         """grad_output plus the gradient of the activity penalty (when the layer has one)."""
         if self.activity_regularizer is None:
             return grad_output
         return grad_output + regularizers.penalty_grad(self.activity_regularizer, out) / out.shape[0]
 
     # ---- the weight penalties -----------------------------------------------------------
-    def _regularized_weights(self):
+    def _regularized_weights(self) -> Iterator[tuple[Any, Any]]:
         """(weight, its regularizer) for each trainable weight that has one, in Keras's order."""
         if not self.trainable:
             return
@@ -92,7 +109,7 @@ class TrainingHooks:
             accumulate_grad(param, regularizers.penalty_grad(regularizer, np.asarray(param)))
 
     @property
-    def losses(self) -> list:
+    def losses(self) -> list[float]:
         """The activity penalty of the last call (divided by its batch size), then each trainable
         weight's penalty, as floats (Keras's order)."""
         penalties = [regularizers.penalty(reg, np.asarray(param)) for param, reg in self._regularized_weights()]

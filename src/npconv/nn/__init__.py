@@ -4,9 +4,10 @@ Every module has ``forward`` (also ``module(x)``) and ``backward(grad_output)``;
 are :class:`Parameter` arrays carrying ``.grad``.
 """
 
-from .conv import (Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, Fold,
+from .conv import (Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d,
                    LazyConv1d, LazyConv2d, LazyConv3d, LazyConvTranspose1d, LazyConvTranspose2d,
-                   LazyConvTranspose3d, Unfold)
+                   LazyConvTranspose3d)
+from .fold import Fold, Unfold
 from .layers import (AvgPool1d, AvgPool2d, AvgPool3d, Dropout, Flatten, Linear, MaxPool1d, MaxPool2d,
                      MaxPool3d, ReLU)
 from .loss import CrossEntropyLoss

@@ -1,29 +1,56 @@
-"""torch.nn's convolution modules: Conv1d/2d/3d, ConvTranspose1d/2d/3d, their Lazy forms,
-Unfold and Fold.  One base class owns validation, parameters and the backward; the
-classes only fix the number of spatial dims and the argument order."""
+"""torch.nn's convolution modules: Conv1d/2d/3d, ConvTranspose1d/2d/3d and their Lazy forms
+(Unfold and Fold: :mod:`npconv.nn.fold`, imported here too).  One base class owns
+validation, parameters and the backward; the classes only fix the number of spatial dims
+and the argument order (their docstrings: :mod:`npconv.nn.conv_docs`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from .. import core, functional, grad
+from .. import core, grad
 from ..arrays import as_real_array, compute_dtypes
 from ..random import generator
-from ..spec import ConvSpec, check_groups, check_input_rank, is_int, ntuple, weight_shape
-from ..spec_errors import ConvRuleError, worded
+from ..spec import ConvSpec, check_groups, check_input_rank, weight_shape
+from ..spec_errors import ConvRule, ConvRuleError, Words, worded
+from .conv_docs import conv_doc, lazy_doc
+from .fold import Fold, Unfold
 from .module import Module, Parameter, accumulate_grad
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
            "LazyConv1d", "LazyConv2d", "LazyConv3d", "LazyConvTranspose1d", "LazyConvTranspose2d",
-           "LazyConvTranspose3d", "Unfold", "Fold"]
+           "LazyConvTranspose3d", "Unfold", "Fold"]  # Unfold and Fold live in npconv.nn.fold
 
 DTYPES = (np.float32, np.float64)
 
 
-def check_module_dtype(dtype, device) -> np.dtype:
+def check_module_dtype(dtype: npt.DTypeLike | None, device: str | None) -> np.dtype:
+    """A module's parameter dtype: float32 (the default) or float64, on the CPU.
+
+    Parameters
+    ----------
+    dtype : data-type or None
+        The requested dtype; None means float32, as in PyTorch.
+    device : str or None
+        ``'cpu'`` or None.
+
+    Returns
+    -------
+    numpy.dtype
+        float32 or float64.
+
+    Raises
+    ------
+    ValueError
+        A device other than the CPU.
+    TypeError
+        A dtype other than float32 and float64.
+    """
     if device not in (None, "cpu"):
         raise ValueError(f"device={device!r}: npconv runs on the CPU only (device='cpu' or None)")
     dtype = np.dtype(np.float32 if dtype is None else dtype)
@@ -32,26 +59,41 @@ def check_module_dtype(dtype, device) -> np.dtype:
     return dtype
 
 
-def _groups_refused(error) -> ConvRuleError:
+def _groups_refused(error: ConvRule) -> ConvRuleError:
     """torch.nn's constructors say a non-int groups is a ValueError, as a zero one is."""
     value = error.numbers.get("value", (error.numbers.get("values") or ("?",))[0])
     return ConvRuleError(f"{error.op}: groups must be a positive integer, got groups={value!r}", rule=error.rule,
                          param="groups", op=error.op, numbers=error.numbers, nearest="groups=1")
 
 
-MODULE_WORDS = {"groups_type": _groups_refused, "positive": lambda e: _groups_refused(e) if e.param == "groups" else e}
+MODULE_WORDS: Words = {"groups_type": _groups_refused,
+                       "positive": lambda e: _groups_refused(e) if e.param == "groups" else e}
 
 
 class ConvNd(Module):
     """Shared by every convolution module; ``_n`` spatial dims, ``transposed`` or not.
 
-    Other faces read a module's validated parameters through :attr:`spec`."""
+    It owns validation, parameters, the forward and the backward; :class:`Conv2d` and the
+    others only fix the number of spatial dims and their constructor's argument order.
+    Other faces read a module's validated parameters through :attr:`spec`.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channels of the input and of the output.
+    kernel_size, stride, padding, dilation, groups, bias, padding_mode, output_padding, device, dtype
+        As :class:`Conv2d` and :class:`ConvTranspose2d` document them (all required here, in
+        this order).
+    """
 
     _n = 2
     transposed = False
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
-                 bias, padding_mode, output_padding=0, device=None, dtype=None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, ...],
+                 stride: int | tuple[int, ...], padding: int | str | tuple[int, ...],
+                 dilation: int | tuple[int, ...], groups: int, bias: bool, padding_mode: str,
+                 output_padding: int | tuple[int, ...] = 0, device: str | None = None,
+                 dtype: npt.DTypeLike | None = None) -> None:
         super().__init__()
         name = type(self).__name__
         with worded(MODULE_WORDS):
@@ -63,9 +105,10 @@ class ConvNd(Module):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.dilation = (self._spec.kernel_size, self._spec.stride,
                                                         self._spec.dilation)
-        self.padding = padding if isinstance(padding, str) else _padding_attribute(self._spec.padding)
+        self.padding: str | tuple[Any, ...] = (padding if isinstance(padding, str)
+                                               else _padding_attribute(self._spec.padding))
         self.output_padding, self.groups, self.padding_mode = self._spec.output_padding, groups, padding_mode
-        self._input = None
+        self._input: np.ndarray | None = None
         self._create_parameters(bias)
 
     def _create_parameters(self, bias: bool) -> None:
@@ -75,8 +118,12 @@ class ConvNd(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """PyTorch's init: weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
-        fan_in = weight.shape[1] * prod(kernel_size) (kaiming_uniform with a=sqrt(5))."""
+        """Draw the weight and bias again, with PyTorch's initialisation.
+
+        weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = weight.shape[1] *
+        prod(kernel_size) (``kaiming_uniform_`` with a = sqrt(5)), from npconv's generator
+        (``npconv.manual_seed`` seeds it).
+        """
         fan_in = self.weight.shape[1] * math.prod(self.kernel_size)
         bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
         self.weight[...] = generator().uniform(-bound, bound, self.weight.shape)
@@ -89,16 +136,52 @@ class ConvNd(Module):
         return self._spec
 
     # ---- forward / backward --------------------------------------------------------
-    def forward(self, input):
+    def forward(self, input: npt.ArrayLike) -> np.ndarray:
+        """Convolve ``input`` with the module's weight and add its bias.
+
+        Parameters
+        ----------
+        input : array_like
+            ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``, float32 or float64.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(N, C_out, *out_spatial)`` (unbatched: without N).
+
+        Raises
+        ------
+        ValueError
+            An input whose rank, channels or size the module cannot take; the message gives
+            the rule and the numbers.
+        """
         return self._run(self._spec, input)
 
-    def _run(self, spec, input):
+    def _run(self, spec: ConvSpec, input: npt.ArrayLike) -> np.ndarray:
         x = as_real_array(input, "input", spec.op)
         self._input, self._run_spec = x, spec
         return core.apply(spec, x, self.weight, self.bias)
 
-    def backward(self, grad_output):
-        """Gradient w.r.t. the last forward's input; adds weight.grad and bias.grad."""
+    def backward(self, grad_output: npt.ArrayLike) -> np.ndarray:
+        """Gradient w.r.t. the last forward's input; adds ``weight.grad`` and ``bias.grad``.
+
+        Parameters
+        ----------
+        grad_output : array_like
+            d loss / d output, in the last output's shape.
+
+        Returns
+        -------
+        numpy.ndarray
+            d loss / d input, in the last input's shape.
+
+        Raises
+        ------
+        RuntimeError
+            Called before any forward.
+        ValueError
+            ``grad_output`` not in the last output's shape.
+        """
         if self._input is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         spec, x = self._run_spec, self._input
@@ -125,6 +208,13 @@ class ConvNd(Module):
         return self._spec._repr_html_().replace("<table>", "<table>" + extra, 1)
 
     def extra_repr(self) -> str:
+        """PyTorch's repr fields: channels, kernel and stride, then the settings not at their default.
+
+        Returns
+        -------
+        str
+            For example ``'2, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1)'``.
+        """
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if isinstance(self.padding, str) or any(_flatten(self.padding)):
             text += f", padding={self.padding}"
@@ -141,27 +231,47 @@ class ConvNd(Module):
         return text
 
 
-def _padding_attribute(pairs):
+def _padding_attribute(pairs: tuple[tuple[int, int], ...]) -> tuple[Any, ...]:
     """(p, p) pairs shown as PyTorch shows them (a tuple of ints); uneven pairs kept."""
     return tuple(lo for lo, _ in pairs) if all(lo == hi for lo, hi in pairs) else pairs
 
 
-def _flatten(padding):
+def _flatten(padding: tuple[Any, ...]) -> list[int]:
     return [v for p in padding for v in (p if isinstance(p, tuple) else (p,))]
 
 
 class _ConvTransposeNd(ConvNd):
     transposed = True
 
-    def forward(self, input, output_size=None):
-        """``output_size`` picks output_padding within [min, min + stride - 1] per dim."""
+    def forward(self, input: npt.ArrayLike, output_size: Sequence[int] | None = None) -> np.ndarray:
+        """Transposed convolution of ``input``, optionally to a chosen output size.
+
+        Parameters
+        ----------
+        input : array_like
+            ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``.
+        output_size : sequence of int, optional
+            The output's spatial size (or its full shape): picks output_padding within
+            [min, min + stride - 1] per dim, as PyTorch does.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(N, C_out, *out_spatial)`` (unbatched: without N).
+
+        Raises
+        ------
+        ValueError
+            An ``output_size`` of the wrong length or outside the reachable range (the message
+            gives the range and its rule), or an input the module cannot take.
+        """
         if output_size is None:
             return self._run(self._spec, input)
         x = as_real_array(input, "input", self._spec.op)
         padding = self._output_padding(x, output_size)
         return self._run(dataclasses.replace(self._spec, output_padding=padding), x)
 
-    def _output_padding(self, x, output_size) -> tuple[int, ...]:
+    def _output_padding(self, x: np.ndarray, output_size: Sequence[int]) -> tuple[int, ...]:
         n = self._n
         batched = check_input_rank(self._spec.op, n, x.shape)
         non_spatial = 2 if batched else 1
@@ -181,34 +291,65 @@ class _ConvTransposeNd(ConvNd):
         return tuple(s - lo for s, lo in zip(size, low))
 
 
-def _conv_class(n: int, transposed: bool):
-    base = _ConvTransposeNd if transposed else ConvNd
-    name = f"ConvTranspose{n}d" if transposed else f"Conv{n}d"
+class _Conv(ConvNd):
+    """PyTorch's Conv{1,2,3}d constructor order."""
 
-    if transposed:
-        def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
-                     groups=1, bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
-            base.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
-                          bias, padding_mode, output_padding, device, dtype)
-    else:
-        def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                     groups=1, bias=True, padding_mode="zeros", device=None, dtype=None):
-            base.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
-                          bias, padding_mode, 0, device, dtype)
-    weight = "(in_channels, out_channels/groups, *k)" if transposed else "(out_channels, in_channels/groups, *k)"
-    doc = (f"``torch.nn.{name}`` on NumPy: same constructor, attributes, init and repr; weight {weight}.")
-    return type(name, (base,), {"__init__": __init__, "__doc__": doc, "_n": n, "__module__": __name__})
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, ...],
+                 stride: int | tuple[int, ...] = 1, padding: int | str | tuple[int, ...] = 0,
+                 dilation: int | tuple[int, ...] = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros", device: str | None = None,
+                 dtype: npt.DTypeLike | None = None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, 0, device, dtype)
 
 
-Conv1d, Conv2d, Conv3d = (_conv_class(n, False) for n in (1, 2, 3))
-ConvTranspose1d, ConvTranspose2d, ConvTranspose3d = (_conv_class(n, True) for n in (1, 2, 3))
+class _ConvTranspose(_ConvTransposeNd):
+    """PyTorch's ConvTranspose{1,2,3}d constructor order."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, ...],
+                 stride: int | tuple[int, ...] = 1, padding: int | tuple[int, ...] = 0,
+                 output_padding: int | tuple[int, ...] = 0, groups: int = 1, bias: bool = True,
+                 dilation: int | tuple[int, ...] = 1, padding_mode: str = "zeros", device: str | None = None,
+                 dtype: npt.DTypeLike | None = None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                         padding_mode, output_padding, device, dtype)
 
 
-class _LazyMixin:
+class Conv1d(_Conv):
+    __doc__ = conv_doc(1, False)
+    _n = 1
+
+
+class Conv2d(_Conv):
+    __doc__ = conv_doc(2, False)
+    _n = 2
+
+
+class Conv3d(_Conv):
+    __doc__ = conv_doc(3, False)
+    _n = 3
+
+
+class ConvTranspose1d(_ConvTranspose):
+    __doc__ = conv_doc(1, True)
+    _n = 1
+
+
+class ConvTranspose2d(_ConvTranspose):
+    __doc__ = conv_doc(2, True)
+    _n = 2
+
+
+class ConvTranspose3d(_ConvTranspose):
+    __doc__ = conv_doc(3, True)
+    _n = 3
+
+
+class _LazyMixin(ConvNd):
     """in_channels comes from the first input (dim 1 batched, dim 0 unbatched); the module then
     becomes the plain class, as PyTorch's lazy modules do."""
 
-    cls_to_become: type = None
+    cls_to_become: type[ConvNd] = ConvNd
 
     def _create_parameters(self, bias: bool) -> None:
         if self.in_channels == 0:  # not yet known: parameters wait for the first input
@@ -217,82 +358,69 @@ class _LazyMixin:
             return
         super()._create_parameters(bias)
 
-    def forward(self, input, *args, **kwargs):
+    def forward(self, input: npt.ArrayLike, *args: Any, **kwargs: Any) -> np.ndarray:
+        """Infer ``in_channels`` from ``input``, create the parameters, become the plain class
+        and run its forward (same arguments and result).
+
+        Raises
+        ------
+        ValueError
+            An input whose channels ``groups`` does not divide, or of the wrong rank.
+        """
         x = as_real_array(input, "input", type(self).__name__)
         batched = check_input_rank(type(self).__name__, self._n, x.shape)
         self.in_channels = x.shape[1] if batched else x.shape[0]
         if self.in_channels % self.groups:
             raise ValueError(f"{type(self).__name__}: in_channels must be divisible by groups: the input "
                              f"has {self.in_channels} channels, groups={self.groups}")
-        self.__class__ = self.cls_to_become
+        object.__setattr__(self, "__class__", self.cls_to_become)  # become the plain class
         self._create_parameters(self._wants_bias)
         return self.forward(x, *args, **kwargs)
 
 
-def _lazy_class(plain):
-    n, transposed = plain._n, plain.transposed
-
-    if transposed:
-        def __init__(self, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
-                     bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None):
-            plain.__init__(self, 0, out_channels, kernel_size, stride, padding, output_padding, groups, bias,
-                           dilation, padding_mode, device, dtype)
-    else:
-        def __init__(self, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
-                     padding_mode="zeros", device=None, dtype=None):
-            plain.__init__(self, 0, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                           padding_mode, device, dtype)
-    return type(f"Lazy{plain.__name__}", (_LazyMixin, plain),
-                {"__init__": __init__, "cls_to_become": plain, "__module__": __name__, "_n": n,
-                 "__doc__": f"``torch.nn.Lazy{plain.__name__}``: in_channels inferred from the first input."})
+class _LazyConv(_LazyMixin):
+    def __init__(self, out_channels: int, kernel_size: int | tuple[int, ...], stride: int | tuple[int, ...] = 1,
+                 padding: int | str | tuple[int, ...] = 0, dilation: int | tuple[int, ...] = 1, groups: int = 1,
+                 bias: bool = True, padding_mode: str = "zeros", device: str | None = None,
+                 dtype: npt.DTypeLike | None = None) -> None:
+        ConvNd.__init__(self, 0, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode,
+                        0, device, dtype)
 
 
-LazyConv1d, LazyConv2d, LazyConv3d = (_lazy_class(c) for c in (Conv1d, Conv2d, Conv3d))
-LazyConvTranspose1d, LazyConvTranspose2d, LazyConvTranspose3d = (
-    _lazy_class(c) for c in (ConvTranspose1d, ConvTranspose2d, ConvTranspose3d))
+class _LazyConvTranspose(_LazyMixin):
+    def __init__(self, out_channels: int, kernel_size: int | tuple[int, ...], stride: int | tuple[int, ...] = 1,
+                 padding: int | tuple[int, ...] = 0, output_padding: int | tuple[int, ...] = 0, groups: int = 1,
+                 bias: bool = True, dilation: int | tuple[int, ...] = 1, padding_mode: str = "zeros",
+                 device: str | None = None, dtype: npt.DTypeLike | None = None) -> None:
+        ConvNd.__init__(self, 0, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode,
+                        output_padding, device, dtype)
 
 
-class Unfold(Module):
-    """Sliding blocks as columns (``functional.unfold``); 1-, 2- and 3-D."""
-
-    def __init__(self, kernel_size, dilation=1, padding=0, stride=1):
-        super().__init__()
-        self.kernel_size, self.dilation, self.padding, self.stride = kernel_size, dilation, padding, stride
-        self._input_shape = None
-
-    def _params(self):
-        return dict(kernel_size=self.kernel_size, dilation=self.dilation, padding=self.padding, stride=self.stride)
-
-    def forward(self, input):
-        cols = functional.unfold(input, **self._params())
-        self._input_shape = np.shape(input)
-        return cols
-
-    def backward(self, grad_output):
-        n = functional.spatial_dims(*self._params().values())
-        return functional.fold(grad_output, self._input_shape[-n:], **self._params())
-
-    def extra_repr(self) -> str:
-        return (f"kernel_size={self.kernel_size}, dilation={self.dilation}, padding={self.padding}, "
-                f"stride={self.stride}")
+class LazyConv1d(_LazyConv, Conv1d):
+    __doc__ = lazy_doc(Conv1d)
+    cls_to_become = Conv1d
 
 
-class Fold(Module):
-    """Sum sliding blocks back into an array (``functional.fold``); 1-, 2- and 3-D."""
+class LazyConv2d(_LazyConv, Conv2d):
+    __doc__ = lazy_doc(Conv2d)
+    cls_to_become = Conv2d
 
-    def __init__(self, output_size, kernel_size, dilation=1, padding=0, stride=1):
-        super().__init__()
-        self.output_size, self.kernel_size = output_size, kernel_size
-        self.dilation, self.padding, self.stride = dilation, padding, stride
 
-    def forward(self, input):
-        return functional.fold(input, self.output_size, self.kernel_size, self.dilation, self.padding, self.stride)
+class LazyConv3d(_LazyConv, Conv3d):
+    __doc__ = lazy_doc(Conv3d)
+    cls_to_become = Conv3d
 
-    def backward(self, grad_output):
-        n = functional.spatial_dims(self.output_size, self.kernel_size, self.dilation, self.padding, self.stride)
-        return functional.unfold(grad_output, ntuple(self.kernel_size, n, "kernel_size", "Fold"),
-                                 self.dilation, self.padding, self.stride)
 
-    def extra_repr(self) -> str:
-        return (f"output_size={self.output_size}, kernel_size={self.kernel_size}, dilation={self.dilation}, "
-                f"padding={self.padding}, stride={self.stride}")
+class LazyConvTranspose1d(_LazyConvTranspose, ConvTranspose1d):
+    __doc__ = lazy_doc(ConvTranspose1d)
+    cls_to_become = ConvTranspose1d
+
+
+class LazyConvTranspose2d(_LazyConvTranspose, ConvTranspose2d):
+    __doc__ = lazy_doc(ConvTranspose2d)
+    cls_to_become = ConvTranspose2d
+
+
+class LazyConvTranspose3d(_LazyConvTranspose, ConvTranspose3d):
+    __doc__ = lazy_doc(ConvTranspose3d)
+    cls_to_become = ConvTranspose3d

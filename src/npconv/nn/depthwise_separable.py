@@ -18,7 +18,11 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
 
 from ..spec import check_input_rank, parameter_count
 from .conv import Conv2d
@@ -30,11 +34,27 @@ __all__ = ["DepthwiseSeparableConv2d", "SeparableCost"]
 @dataclass(frozen=True)
 class SeparableCost:
     """Parameters and multiply-adds (bias adds not counted) of a depthwise separable layer
-    beside the standard ``Conv2d(in_channels, out_channels, kernel_size)`` on the same input."""
+    beside the standard ``Conv2d(in_channels, out_channels, kernel_size)`` on the same input.
+
+    Made by :meth:`DepthwiseSeparableConv2d.savings`; ``str()`` of it is a small table.
+
+    Attributes
+    ----------
+    input_shape, output_shape : tuple of int
+        The layer's input and output shapes.
+    kernel_size : tuple of int
+        (kh, kw).
+    depth_multiplier : int
+        m: depthwise outputs per input channel.
+    separable_parameters, standard_parameters : int
+        Weights and biases of each layer.
+    separable_macs, standard_macs : int
+        Multiply-adds of each layer on this input.
+    """
 
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
-    kernel_size: tuple[int, int]
+    kernel_size: tuple[int, ...]  # (kh, kw)
     depth_multiplier: int
     separable_parameters: int
     standard_parameters: int
@@ -43,10 +63,12 @@ class SeparableCost:
 
     @property
     def parameter_ratio(self) -> float:
+        """separable_parameters / standard_parameters."""
         return self.separable_parameters / self.standard_parameters
 
     @property
     def mac_ratio(self) -> float:
+        """separable_macs / standard_macs."""
         return self.separable_macs / self.standard_macs
 
     @property
@@ -65,25 +87,63 @@ class SeparableCost:
             f"{m}/{self.output_shape[-3]} + {m}/{kh * kw} = {self.textbook_mac_ratio:.4f})"])
 
 
-def _check_positive_ints(**named) -> None:
+def _check_positive_ints(**named: object) -> None:
     for name, value in named.items():
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise ValueError(f"DepthwiseSeparableConv2d: {name} must be a positive integer, got {name}={value!r}")
 
 
 class DepthwiseSeparableConv2d(Module):
-    """``depthwise`` (Conv2d, groups = in_channels, in_channels * depth_multiplier outputs)
+    """A depthwise convolution then a 1x1 pointwise one (MobileNets' separable layer).
+
+    ``depthwise`` (Conv2d, groups = in_channels, in_channels * depth_multiplier outputs)
     then ``pointwise`` (1x1 Conv2d to out_channels).  ``stride``, ``padding``, ``dilation``
     and ``padding_mode`` belong to the depthwise conv; ``bias`` gives both convs a bias, as
     ``torch.nn.Sequential(Conv2d(..., groups=in_channels), Conv2d(..., 1))`` has.
 
+    Parameters
+    ----------
+    in_channels : int
+        C_in.
+    out_channels : int
+        C_out, produced by the pointwise conv.
+    kernel_size : int or tuple of int
+        The depthwise kernel.
+    stride, padding, dilation : int or tuple of int (padding also str)
+        The depthwise conv's, as :class:`Conv2d` takes them.
+    bias : bool, default True
+        Give both convs a bias.
+    depth_multiplier : int, default 1
+        m: depthwise outputs per input channel.
+    padding_mode : str, default 'zeros'
+        The depthwise conv's.
+    device : {'cpu', None}, default None
+        Accepted for PyTorch compatibility.
+    dtype : {numpy.float32, numpy.float64, None}, default None
+        The parameters' dtype (float32 when None).
+
+    Attributes
+    ----------
+    depthwise, pointwise : Conv2d
+        The two convolutions.
+
+    Raises
+    ------
+    ValueError
+        in_channels, out_channels or depth_multiplier not a positive int, or what Conv2d refuses.
+
+    Examples
+    --------
     >>> layer = DepthwiseSeparableConv2d(32, 64, 3, padding=1)
     >>> layer.savings((1, 32, 112, 112)).mac_ratio == 1 / 64 + 1 / 9
     True
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, bias=True,
-                 depth_multiplier=1, padding_mode="zeros", device=None, dtype=None):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, ...],
+                 stride: int | tuple[int, ...] = 1, padding: int | str | tuple[int, ...] = 0,
+                 dilation: int | tuple[int, ...] = 1, bias: bool = True, depth_multiplier: int = 1,
+                 padding_mode: str = "zeros", device: str | None = None,
+                 dtype: npt.DTypeLike | None = None) -> None:
         super().__init__()
         _check_positive_ints(in_channels=in_channels, out_channels=out_channels, depth_multiplier=depth_multiplier)
         hidden = in_channels * depth_multiplier
@@ -95,16 +155,55 @@ class DepthwiseSeparableConv2d(Module):
                                                        self.depthwise.padding)
         self.dilation, self.padding_mode = self.depthwise.dilation, padding_mode
 
-    def forward(self, input):
+    def forward(self, input: npt.ArrayLike) -> np.ndarray:
+        """``pointwise(depthwise(input))``.
+
+        Parameters
+        ----------
+        input : array_like
+            ``(N, C_in, H, W)`` or unbatched ``(C_in, H, W)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(N, C_out, H_out, W_out)`` (unbatched: without N).
+        """
         return self.pointwise(self.depthwise(input))
 
-    def backward(self, grad_output):
-        """Gradient w.r.t. the last forward's input; adds both convs' parameter gradients."""
+    def backward(self, grad_output: npt.ArrayLike) -> np.ndarray:
+        """Gradient w.r.t. the last forward's input; adds both convs' parameter gradients.
+
+        Parameters
+        ----------
+        grad_output : array_like
+            d loss / d output, in the last output's shape.
+
+        Returns
+        -------
+        numpy.ndarray
+            d loss / d input.
+        """
         return self.depthwise.backward(self.pointwise.backward(grad_output))
 
-    def savings(self, input_shape) -> SeparableCost:
+    def savings(self, input_shape: Sequence[int]) -> SeparableCost:
         """Parameters and multiply-adds of this layer and of the standard Conv2d with the same
-        in/out channels and kernel, for an input of ``input_shape`` ((N, C, H, W) or (C, H, W))."""
+        in/out channels and kernel.
+
+        Parameters
+        ----------
+        input_shape : sequence of int
+            ``(N, C, H, W)`` or ``(C, H, W)``.
+
+        Returns
+        -------
+        SeparableCost
+            Both layers' counts and their ratios.
+
+        Raises
+        ------
+        ValueError
+            A shape of the wrong rank or with other than ``in_channels`` channels.
+        """
         shape = tuple(int(v) for v in input_shape)
         batched = check_input_rank("DepthwiseSeparableConv2d", 2, shape)
         if shape[-3] != self.in_channels:

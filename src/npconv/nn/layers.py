@@ -1,63 +1,175 @@
 """The companions a CNN needs, in the same style: forward, and backward that returns the
-input gradient and adds parameter gradients.  Pooling uses the convolution's window
-gathering (im2col) and its adjoint (col2im)."""
+input gradient and adds parameter gradients.  Pooling (:mod:`npconv.nn.pooling`, imported
+here too) uses the convolution's window gathering (im2col) and its adjoint (col2im)."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 from ..arrays import as_real_array
 from ..random import generator
-from ..spec import check_input_rank, ntuple
-from ..windows import col2im, im2col
 from .conv import check_module_dtype
 from .module import Module, Parameter, accumulate_grad
+from .pooling import AvgPool1d, AvgPool2d, AvgPool3d, MaxPool1d, MaxPool2d, MaxPool3d, PoolNd
 
 __all__ = ["ReLU", "Flatten", "Linear", "Dropout", "MaxPool1d", "MaxPool2d", "MaxPool3d",
-           "AvgPool1d", "AvgPool2d", "AvgPool3d"]
+           "AvgPool1d", "AvgPool2d", "AvgPool3d"]  # PoolNd: also importable from here
 
 
 class ReLU(Module):
-    def __init__(self, inplace: bool = False):
+    """max(x, 0) elementwise, as ``torch.nn.ReLU``.
+
+    Parameters
+    ----------
+    inplace : bool, default False
+        Write the result into the input array (which must then be a float ndarray).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> relu = ReLU()
+    >>> relu(np.array([-1.0, 2.0])), relu.backward(np.array([5.0, 5.0]))
+    (array([0., 2.]), array([0., 5.]))
+    """
+
+    def __init__(self, inplace: bool = False) -> None:
         super().__init__()
         self.inplace = inplace
 
-    def forward(self, input):
+    def forward(self, input: npt.ArrayLike) -> np.ndarray:
+        """max(input, 0).
+
+        Parameters
+        ----------
+        input : array_like
+            Any shape.
+
+        Returns
+        -------
+        numpy.ndarray
+            The same shape (the input itself when ``inplace``).
+        """
         x = np.asarray(input)
         self._mask = x > 0
         return np.maximum(x, 0, out=x if self.inplace else None)
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: npt.ArrayLike) -> np.ndarray:
+        """``grad_output`` where the last input was positive, 0 elsewhere.
+
+        Parameters
+        ----------
+        grad_output : array_like
+            d loss / d output, in the last output's shape.
+
+        Returns
+        -------
+        numpy.ndarray
+            d loss / d input.
+        """
         return np.where(self._mask, grad_output, 0).astype(np.result_type(grad_output), copy=False)
 
     def extra_repr(self) -> str:
+        """``'inplace=True'`` when set, else empty (as PyTorch shows it)."""
         return "inplace=True" if self.inplace else ""
 
 
 class Flatten(Module):
-    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+    """Dims ``start_dim`` to ``end_dim`` merged into one, as ``torch.nn.Flatten``.
+
+    Parameters
+    ----------
+    start_dim : int, default 1
+        The first dim merged (the batch dim 0 is kept by default).
+    end_dim : int, default -1
+        The last dim merged (negative counts from the end).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Flatten()(np.zeros((2, 3, 4, 5))).shape
+    (2, 60)
+    """
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
         super().__init__()
         self.start_dim, self.end_dim = start_dim, end_dim
 
-    def forward(self, input):
+    def forward(self, input: npt.ArrayLike) -> np.ndarray:
+        """``input`` reshaped with dims start_dim..end_dim merged.
+
+        Parameters
+        ----------
+        input : array_like
+            Any shape with at least ``start_dim + 1`` dims.
+
+        Returns
+        -------
+        numpy.ndarray
+            A view where possible.
+        """
         x = np.asarray(input)
         self._shape = x.shape
         start, end = self.start_dim % x.ndim, self.end_dim % x.ndim
         return x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1:])
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: npt.ArrayLike) -> np.ndarray:
+        """``grad_output`` in the last input's shape.
+
+        Parameters
+        ----------
+        grad_output : array_like
+            d loss / d output.
+
+        Returns
+        -------
+        numpy.ndarray
+            d loss / d input.
+        """
         return np.reshape(grad_output, self._shape)
 
     def extra_repr(self) -> str:
+        """``'start_dim=1, end_dim=-1'``, as PyTorch shows it."""
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 class Linear(Module):
-    """y = x @ W.T + b; W (out_features, in_features), PyTorch's init U(+-1/sqrt(in_features))."""
+    """y = x @ W.T + b, as ``torch.nn.Linear``.
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
+    Parameters
+    ----------
+    in_features : int
+        Size of the input's last dim.
+    out_features : int
+        Size of the output's last dim.
+    bias : bool, default True
+        Add a learnable bias.
+    device : {'cpu', None}, default None
+        Accepted for PyTorch compatibility; npconv runs on the CPU.
+    dtype : {numpy.float32, numpy.float64, None}, default None
+        The parameters' dtype (float32 when None).
+
+    Attributes
+    ----------
+    weight : Parameter
+        ``(out_features, in_features)``, drawn from U(-b, b), b = 1 / sqrt(in_features)
+        (PyTorch's initialisation).
+    bias : Parameter or None
+        ``(out_features,)``, from the same range; None when ``bias=False``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> layer = Linear(3, 2)
+    >>> y = layer(np.ones((4, 3), np.float32))
+    >>> y.shape, layer.backward(np.ones_like(y)).shape, layer.weight.grad.shape
+    ((4, 2), (4, 3), (2, 3))
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device: str | None = None,
+                 dtype: npt.DTypeLike | None = None) -> None:
         super().__init__()
         dtype = check_module_dtype(dtype, device)
         self.in_features, self.out_features = in_features, out_features
@@ -66,17 +178,42 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Draw the weight and bias again from U(-1/sqrt(in_features), 1/sqrt(in_features))."""
         bound = 1 / math.sqrt(self.in_features) if self.in_features else 0.0
         self.weight[...] = generator().uniform(-bound, bound, self.weight.shape)
         if self.bias is not None:
             self.bias[...] = generator().uniform(-bound, bound, self.bias.shape)
 
-    def forward(self, input):
+    def forward(self, input: npt.ArrayLike) -> np.ndarray:
+        """input @ weight.T + bias.
+
+        Parameters
+        ----------
+        input : array_like
+            ``(*, in_features)``, float32 or float64.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(*, out_features)``.
+        """
         self._input = as_real_array(input, "input", "Linear")
         y = self._input @ np.asarray(self.weight).T
         return y if self.bias is None else y + self.bias
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: npt.ArrayLike) -> np.ndarray:
+        """Gradient w.r.t. the last input; adds ``weight.grad`` and ``bias.grad``.
+
+        Parameters
+        ----------
+        grad_output : array_like
+            d loss / d output, ``(*, out_features)``.
+
+        Returns
+        -------
+        numpy.ndarray
+            d loss / d input, ``(*, in_features)``.
+        """
         gy = np.asarray(grad_output)
         flat_x = self._input.reshape(-1, self.in_features)
         flat_gy = gy.reshape(-1, self.out_features)
@@ -85,19 +222,56 @@ class Linear(Module):
         return gy @ np.asarray(self.weight)
 
     def extra_repr(self) -> str:
+        """``'in_features=3, out_features=2, bias=True'``, as PyTorch shows it."""
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
 class Dropout(Module):
-    """Zeroes each element with probability p in training, scaling the rest by 1/(1-p)."""
+    """Zeroes each element with probability p in training, scaling the rest by 1/(1-p).
 
-    def __init__(self, p: float = 0.5, inplace: bool = False):
+    As ``torch.nn.Dropout``; in evaluation mode (:meth:`Module.eval`) it passes its input
+    through.  The mask is drawn from npconv's generator (``npconv.manual_seed``).
+
+    Parameters
+    ----------
+    p : float, default 0.5
+        Probability of zeroing an element, in [0, 1].
+    inplace : bool, default False
+        Accepted for PyTorch compatibility (shown in the repr); the result is a new array.
+
+    Raises
+    ------
+    ValueError
+        ``p`` outside [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> drop = Dropout(0.5)
+    >>> y = drop(np.ones(1000))
+    >>> sorted(set(y.tolist())), drop.eval()(np.ones(3))
+    ([0.0, 2.0], array([1., 1., 1.]))
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         super().__init__()
         if not 0 <= p <= 1:
             raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
         self.p, self.inplace = p, inplace
 
-    def forward(self, input):
+    def forward(self, input: npt.ArrayLike) -> np.ndarray:
+        """``input`` with a random mask applied (training) or unchanged (evaluation, p = 0).
+
+        Parameters
+        ----------
+        input : array_like
+            Any shape.
+
+        Returns
+        -------
+        numpy.ndarray
+            The same shape and dtype.
+        """
         x = np.asarray(input)
         if not self.training or self.p == 0:
             self._scale = None
@@ -106,139 +280,22 @@ class Dropout(Module):
         self._scale = keep / (1 - self.p) if self.p < 1 else np.zeros(x.shape)
         return (x * self._scale).astype(x.dtype, copy=False)
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: npt.ArrayLike) -> np.ndarray:
+        """``grad_output`` times the last forward's mask and scale.
+
+        Parameters
+        ----------
+        grad_output : array_like
+            d loss / d output.
+
+        Returns
+        -------
+        numpy.ndarray
+            d loss / d input.
+        """
         gy = np.asarray(grad_output)
         return gy if self._scale is None else (gy * self._scale).astype(gy.dtype, copy=False)
 
     def extra_repr(self) -> str:
+        """``'p=0.5, inplace=False'``, as PyTorch shows it."""
         return f"p={self.p}, inplace={self.inplace}"
-
-
-class PoolNd(Module):
-    """Window geometry shared by max and average pooling (N-d, one implementation)."""
-
-    _n = 2
-    _dilated = True
-
-    def window_geometry(self, in_spatial):
-        """(kernel, stride, dilation, (lo, hi) pads, output size) for inputs of ``in_spatial``,
-        refused with PyTorch's words where the window does not fit (other faces read it here)."""
-        n, name = self._n, type(self).__name__
-        k = ntuple(self.kernel_size, n, "kernel_size", name)
-        s = ntuple(self.stride, n, "stride", name)
-        p = ntuple(self.padding, n, "padding", name)
-        d = ntuple(getattr(self, "dilation", 1), n, "dilation", name)
-        ek = tuple(dd * (kk - 1) + 1 for kk, dd in zip(k, d))
-        for pp, kk, e in zip(p, k, ek):
-            if pp > e // 2:
-                raise ValueError(f"{name}: pad should be at most half of effective kernel size, but got "
-                                 f"pad={pp}, kernel_size={kk} and dilation={e // kk if kk else 1} "
-                                 f"(rule: padding <= (dilation * (kernel_size - 1) + 1) // 2 = {e // 2})")
-        out = []
-        for i, pp, e, ss in zip(in_spatial, p, ek, s):
-            span = i + 2 * pp - e
-            o = (-(-span // ss) if self.ceil_mode else span // ss) + 1
-            if self.ceil_mode and (o - 1) * ss >= i + pp:  # the last window must start inside
-                o -= 1
-            if span < 0 or o < 1:
-                raise ValueError(f"{name}: input spatial size {tuple(in_spatial)} is too small for kernel "
-                                 f"{k} with padding {p} and dilation {d}")
-            out.append(o)
-        pads = tuple((pp, max(pp, (o - 1) * ss + e - i - pp)) for i, pp, e, ss, o in zip(in_spatial, p, ek, s, out))
-        return k, s, d, pads, tuple(out)
-
-    def _batched(self, input):
-        x = as_real_array(input, "input", type(self).__name__)
-        batched = check_input_rank(type(self).__name__, self._n, x.shape)
-        return (x if batched else x[None]), batched
-
-
-class _MaxPoolNd(PoolNd):
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
-        super().__init__()
-        if return_indices:
-            raise ValueError(f"{type(self).__name__}: return_indices=True is not supported by npconv")
-        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
-        self.padding, self.dilation, self.ceil_mode = padding, dilation, ceil_mode
-        self.return_indices = return_indices
-
-    def forward(self, input):
-        x, batched = self._batched(input)
-        k, s, d, pads, out = self.window_geometry(x.shape[2:])
-        padded = np.pad(x, [(0, 0), (0, 0), *pads], constant_values=-np.inf)
-        cols = im2col(padded, k, s, d, ((0, 0),) * self._n, out)
-        cols = cols.reshape(x.shape[:2] + (math.prod(k), math.prod(out)))
-        self._argmax = np.argmax(cols, axis=2)[:, :, None]  # NaN wins, as in PyTorch
-        self._saved = (x.shape, k, s, d, pads, out, batched)
-        y = np.take_along_axis(cols, self._argmax, axis=2).reshape(x.shape[:2] + out)
-        return y if batched else y[0]
-
-    def backward(self, grad_output):
-        shape, k, s, d, pads, out, batched = self._saved
-        gy = np.asarray(grad_output)
-        gy = (gy if batched else gy[None]).reshape(shape[:2] + (1, math.prod(out)))
-        cols = np.zeros(shape[:2] + (math.prod(k), math.prod(out)), gy.dtype)
-        np.put_along_axis(cols, self._argmax, gy, axis=2)
-        gx = col2im(cols.reshape(shape[:2] + k + out), shape[2:], s, d, pads)
-        return gx if batched else gx[0]
-
-    def extra_repr(self) -> str:
-        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
-                f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
-
-
-class _AvgPoolNd(PoolNd):
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-                 divisor_override=None):
-        super().__init__()
-        self.kernel_size, self.stride = kernel_size, stride if stride is not None else kernel_size
-        self.padding, self.ceil_mode = padding, ceil_mode
-        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
-        if self._n == 1:  # PyTorch's AvgPool1d keeps its sizes as 1-tuples (and shows them so)
-            self.kernel_size, self.stride, self.padding = (
-                ntuple(v, 1, name, "AvgPool1d") for v, name in
-                ((self.kernel_size, "kernel_size"), (self.stride, "stride"), (self.padding, "padding")))
-
-    def _divisor(self, in_spatial, k, s, pads, out):
-        """Elements each window averages: PyTorch counts padding (if asked) but never the
-        part of a ceil_mode window that hangs past the padded input."""
-        if self.divisor_override:
-            return float(self.divisor_override)
-        p = ntuple(self.padding, self._n, "padding", type(self).__name__)
-        if self.count_include_pad:
-            ones = np.ones((1, 1) + tuple(i + 2 * pp for i, pp in zip(in_spatial, p)))
-            window_pads = tuple((0, hi - pp) for pp, (_, hi) in zip(p, pads))
-        else:
-            ones, window_pads = np.ones((1, 1) + tuple(in_spatial)), pads
-        counts = im2col(ones, k, s, (1,) * self._n, window_pads, out).reshape(math.prod(k), -1).sum(axis=0)
-        return counts.reshape(out)
-
-    def forward(self, input):
-        x, batched = self._batched(input)
-        k, s, d, pads, out = self.window_geometry(x.shape[2:])
-        cols = im2col(x, k, s, d, pads, out)
-        divisor = self._divisor(x.shape[2:], k, s, pads, out)
-        self._saved = (x.shape, k, s, d, pads, out, batched, divisor)
-        y = (cols.reshape(x.shape[:2] + (math.prod(k),) + out).sum(axis=2) / divisor).astype(x.dtype, copy=False)
-        return y if batched else y[0]
-
-    def backward(self, grad_output):
-        shape, k, s, d, pads, out, batched, divisor = self._saved
-        gy = np.asarray(grad_output)
-        gy = (gy if batched else gy[None]) / divisor
-        cols = np.broadcast_to(gy[:, :, None], shape[:2] + (math.prod(k),) + out).reshape(shape[:2] + k + out)
-        gx = col2im(np.ascontiguousarray(cols), shape[2:], s, d, pads).astype(gy.dtype, copy=False)
-        return gx if batched else gx[0]
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-
-
-def _pool_class(base, n):
-    prefix = "MaxPool" if base is _MaxPoolNd else "AvgPool"
-    return type(f"{prefix}{n}d", (base,), {"_n": n, "__module__": __name__,
-                                             "__doc__": f"``torch.nn.{prefix}{n}d`` with forward and backward."})
-
-
-MaxPool1d, MaxPool2d, MaxPool3d = (_pool_class(_MaxPoolNd, n) for n in (1, 2, 3))
-AvgPool1d, AvgPool2d, AvgPool3d = (_pool_class(_AvgPoolNd, n) for n in (1, 2, 3))

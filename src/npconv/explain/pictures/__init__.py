@@ -15,7 +15,7 @@ One module per concern, in the order they build on each other:
   last grid's centre reads in every grid, and its PNG.
 
 Only drawing needs Pillow (``pip install 'npconv[explain]'``); everything else imports and runs
-without it.  :func:`npconv.explain.animate.animate` writes the GIF.
+without it.  :func:`npconv.explain.animate` writes the GIF.
 """
 
 from .axes import Axis, conv_axis, transposed_axis, transposed_border

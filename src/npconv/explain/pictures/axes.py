@@ -11,11 +11,12 @@ that equivalent convolution is the transposed one's weight flipped.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
-from ...spec import ConvSpec
+from ...spec import ConvSpec, Pads
 from ...windows import tap_sources
 
 
@@ -37,8 +38,9 @@ class Axis(NamedTuple):
 LONE_AXIS = Axis((0,), (True,), ((0,),), ((0,),))  # the row axis of a 1-D picture
 
 
-def _nested(table) -> tuple:
-    return tuple(_nested(row) for row in table) if np.ndim(table) > 1 else tuple(int(v) for v in table)
+def _nested(table: npt.ArrayLike) -> tuple:
+    array = np.asarray(table)
+    return tuple(_nested(row) for row in array) if array.ndim > 1 else tuple(int(v) for v in array)
 
 
 def conv_axis(spec: ConvSpec, dim: int, size: int, n_out: int, lo: int, hi: int) -> Axis:
@@ -66,7 +68,7 @@ def transposed_border(spec: ConvSpec, dim: int, lo: int, hi: int) -> tuple[int, 
     return reach - lo, reach - hi + spec.output_padding[dim]
 
 
-def _unstuff(stuffed, stride: int) -> np.ndarray:
+def _unstuff(stuffed: npt.ArrayLike, stride: int) -> np.ndarray:
     """Stuffed-grid index -> input index (every ``stride``-th cell), -1 for inserted zeros."""
     stuffed = np.asarray(stuffed)
     return np.where((stuffed >= 0) & (stuffed % stride == 0), stuffed // stride, -1)
@@ -91,8 +93,12 @@ def transposed_axis(spec: ConvSpec, dim: int, size: int, n_out: int, lo: int, hi
     return Axis(_nested(sources), tuple(bool(v >= 0) for v in sources), _nested(taps), _nested(reads))
 
 
-def picture_axes(spec: ConvSpec, in_spatial, out_spatial, pads) -> tuple[Axis, Axis]:
+def picture_axes(spec: ConvSpec, in_spatial: Sequence[int], out_spatial: Sequence[int],
+                 pads: Pads) -> tuple[Axis, Axis]:
     """(rows, cols) axes of the picture; a 1-D picture's row axis is :data:`LONE_AXIS`."""
     make = transposed_axis if spec.transposed else conv_axis
-    axes = tuple(make(spec, d, in_spatial[d], out_spatial[d], *pads[d]) for d in range(spec.ndim))
-    return (LONE_AXIS,) * (2 - spec.ndim) + axes
+    axes = [make(spec, d, in_spatial[d], out_spatial[d], *pads[d]) for d in range(spec.ndim)]
+    if len(axes) == 1:
+        return LONE_AXIS, axes[0]
+    rows, cols = axes
+    return rows, cols

@@ -3,9 +3,9 @@ caption of a frame and the caption of a receptive-field grid.  Pure strings; no 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable, Sequence
 
-from ...spec import ConvSpec
+from ...spec import ConvSpec, Pads
 from .axes import transposed_border
 
 if TYPE_CHECKING:  # annotations only: geometry and receptive_field import this module
@@ -13,22 +13,22 @@ if TYPE_CHECKING:  # annotations only: geometry and receptive_field import this 
     from .receptive_field import FieldTrace
 
 
-def compact(values) -> str:
+def compact(values: Iterable[object]) -> str:
     """``3`` when every dim agrees, else ``3x2``.
 
     >>> compact((3, 3)), compact((3, 2))
     ('3', '3x2')
     """
-    values = [str(v) for v in values]
-    return values[0] if len(set(values)) == 1 else "x".join(values)
+    texts = [str(v) for v in values]
+    return texts[0] if len(set(texts)) == 1 else "x".join(texts)
 
 
-def pad_text(pads) -> str:
+def pad_text(pads: Pads) -> str:
     """``1`` for symmetric pads, ``(lo,hi)`` otherwise, compacted over the dims."""
     return compact(str(lo) if lo == hi else f"({lo},{hi})" for lo, hi in pads)
 
 
-def spec_line(spec: ConvSpec, in_spatial, pads, channels=(1, 1)) -> str:
+def spec_line(spec: ConvSpec, in_spatial: Sequence[int], pads: Pads, channels: tuple[int, int] = (1, 1)) -> str:
     """``conv2d in 5x5 k=3x3 s=2 p=1 d=1 g=1 zeros`` (``ch 2->4`` when channels are not 1->1)."""
     parts = [spec.op, "in " + "x".join(map(str, in_spatial)), "k=" + "x".join(map(str, spec.kernel_size)),
              f"s={compact(spec.stride)}", f"p={pad_text(pads)}", f"d={compact(spec.dilation)}",
@@ -39,7 +39,7 @@ def spec_line(spec: ConvSpec, in_spatial, pads, channels=(1, 1)) -> str:
     return " ".join(parts)
 
 
-def formula(spec: ConvSpec, dim: int, size: int, n_out: int, pad) -> str:
+def formula(spec: ConvSpec, dim: int, size: int, n_out: int, pad: tuple[int, int]) -> str:
     """One dim's shape rule (the one :meth:`ConvSpec.out_spatial` applies) with the numbers in.
 
     >>> formula(ConvSpec.build(3, stride=2, dilation=2, ndim=1), 0, 9, 3, (1, 1))
@@ -56,14 +56,15 @@ def formula(spec: ConvSpec, dim: int, size: int, n_out: int, pad) -> str:
     return text + (f"   (ek = {d}*({k}-1)+1 = {ek})" if d > 1 else "")
 
 
-def _zeros_line(spec: ConvSpec, pads) -> str:
+def _zeros_line(spec: ConvSpec, pads: Pads) -> str:
     borders = [transposed_border(spec, d, *pads[d]) for d in range(spec.ndim)]
     return (f"zeros: {compact(s - 1 for s in spec.stride)} between inputs, "
             f"{compact(b for b, _ in borders)} before, {compact(a for _, a in borders)} after; "
             f"the kernel slides with stride 1")
 
 
-def title_lines(spec: ConvSpec, in_spatial, out_spatial, pads, channels=(1, 1)) -> tuple[str, ...]:
+def title_lines(spec: ConvSpec, in_spatial: Sequence[int], out_spatial: Sequence[int], pads: Pads,
+                channels: tuple[int, int] = (1, 1)) -> tuple[str, ...]:
     """Spec line, (transposed: the zeros line), then ``out = ...`` (``out_h``/``out_w`` if the
     dims differ).
 

@@ -19,7 +19,8 @@ class Palette(NamedTuple):
 
 
 def _hsv(hue: float, saturation: float, value: float) -> tuple[int, int, int]:
-    return tuple(round(255 * v) for v in colorsys.hsv_to_rgb(hue % 1.0, saturation, value))
+    red, green, blue = (round(255 * v) for v in colorsys.hsv_to_rgb(hue % 1.0, saturation, value))
+    return red, green, blue
 
 
 def palette(group: int, groups: int = 1) -> Palette:

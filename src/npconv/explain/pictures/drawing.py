@@ -7,11 +7,20 @@ geometry, the captions and the receptive-field arithmetic work without it.
 from __future__ import annotations
 
 import functools
+from types import ModuleType
+from typing import TYPE_CHECKING, Union
+
+if TYPE_CHECKING:  # annotations only: Pillow is imported when something is drawn
+    from PIL import ImageDraw, ImageFont
+
+    Font = Union[ImageFont.ImageFont, ImageFont.FreeTypeFont]
+    Colour = tuple[int, int, int]
+    Box = tuple[float, float, float, float]
 
 INSTALL_HINT = "pip install 'npconv[explain]'"
 
 
-def pil():
+def pil() -> tuple[ModuleType, ModuleType, ModuleType]:
     """Pillow's Image, ImageDraw and ImageFont, or an ImportError that says what to install."""
     try:
         from PIL import Image, ImageDraw, ImageFont
@@ -21,7 +30,7 @@ def pil():
 
 
 @functools.lru_cache(maxsize=None)
-def font(size: int):
+def font(size: int) -> Font:
     """Pillow's default font at ``size`` pixels (Pillow < 10.1: its one bitmap size)."""
     _, _, ImageFont = pil()
     try:
@@ -30,26 +39,30 @@ def font(size: int):
         return ImageFont.load_default()
 
 
-def text_width(draw, text: str, text_font) -> int:
+def text_width(draw: ImageDraw.ImageDraw, text: str, text_font: Font) -> int:
+    """Width in pixels of ``text`` drawn in ``text_font``."""
     left, _, right, _ = draw.textbbox((0, 0), text, font=text_font)
-    return right - left
+    return int(right - left)
 
 
-def fitted_font(draw, text: str, width: int, size: int):
+def fitted_font(draw: ImageDraw.ImageDraw, text: str, width: int, size: int) -> Font:
     """The largest font up to ``size`` in which ``text`` fits ``width`` pixels (at least 7)."""
     while size > 7 and text_width(draw, text, font(size)) > width:
         size -= 1
     return font(size)
 
 
-def centred_text(draw, box, text: str, text_font, fill) -> None:
+def centred_text(draw: ImageDraw.ImageDraw, box: Box, text: str, text_font: Font, fill: Colour) -> None:
+    """``text`` centred in ``box`` (left, top, right, bottom)."""
     left, top, right, bottom = draw.textbbox((0, 0), text, font=text_font)
     x = (box[0] + box[2] - (left + right)) / 2
     y = (box[1] + box[3] - (top + bottom)) / 2
     draw.text((x, y), text, font=text_font, fill=fill)
 
 
-def dashed_line(draw, start, end, fill, width: int = 1, dash: int = 3) -> None:
+def dashed_line(draw: ImageDraw.ImageDraw, start: tuple[int, int], end: tuple[int, int], fill: Colour,
+                width: int = 1, dash: int = 3) -> None:
+    """A horizontal or vertical line in dashes of ``dash`` pixels."""
     (x0, y0), (x1, y1) = start, end
     length = max(abs(x1 - x0), abs(y1 - y0))
     for a in range(0, length, 2 * dash):
@@ -58,7 +71,9 @@ def dashed_line(draw, start, end, fill, width: int = 1, dash: int = 3) -> None:
                    (x0 + (x1 - x0) * b / length, y0 + (y1 - y0) * b / length)], fill=fill, width=width)
 
 
-def dashed_rectangle(draw, box, fill, width: int = 1) -> None:
+def dashed_rectangle(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], fill: Colour,
+                     width: int = 1) -> None:
+    """The outline of ``box`` (left, top, right, bottom), dashed."""
     x0, y0, x1, y1 = box
     for start, end in (((x0, y0), (x1, y0)), ((x1, y0), (x1, y1)), ((x1, y1), (x0, y1)), ((x0, y1), (x0, y0))):
         dashed_line(draw, start, end, fill, width)

@@ -9,6 +9,7 @@ outlined with the previous stride step dashed, and the cyan output grid filling 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from ...spec import is_int
 from .captions import step_caption
@@ -16,14 +17,19 @@ from .colours import FAINT, GRID, INK, WHITE, WINDOW, Palette, palette
 from .drawing import centred_text, dashed_rectangle, fitted_font, font, pil
 from .geometry import Geometry
 
+if TYPE_CHECKING:  # annotations only: Pillow is imported when a frame is drawn
+    from PIL import Image, ImageDraw
 
-def _label_font(geometry: Geometry):
+    from .drawing import Colour, Font
+
+
+def _label_font(geometry: Geometry) -> Font:
     """Cell numbers: about 0.45 cell, smaller when the largest number has many digits."""
     digits = len(str(math.prod(geometry.in_spatial) - 1))
     return font(max(6, min(int(geometry.cell * 0.45), int(1.3 * geometry.cell / digits))))
 
 
-def input_cell_look(geometry: Geometry, row: int, col: int, colours: Palette):
+def input_cell_look(geometry: Geometry, row: int, col: int, colours: Palette) -> tuple[Colour, bool, str]:
     """(fill, dashed outline?, label) of one frame cell, before any kernel shading."""
     rows, cols = geometry.axes
     source_row, source_col = rows.sources[row], cols.sources[col]
@@ -35,13 +41,14 @@ def input_cell_look(geometry: Geometry, row: int, col: int, colours: Palette):
     return (colours.copy if label else WHITE), True, label
 
 
-def _draw_panel_label(draw, geometry: Geometry, origin, text: str) -> None:
+def _draw_panel_label(draw: ImageDraw.ImageDraw, geometry: Geometry, origin: tuple[int, int], text: str) -> None:
     """The channel's name in the label row above its grid."""
     x, y = origin
     draw.text((x, y - geometry.cell * 0.8), text, font=font(geometry.cell * 2 // 5), fill=INK)
 
 
-def _draw_input_panel(draw, geometry: Geometry, channel: int, shaded: frozenset) -> None:
+def _draw_input_panel(draw: ImageDraw.ImageDraw, geometry: Geometry, channel: int,
+                      shaded: frozenset[tuple[int, int]]) -> None:
     colours = palette(geometry.input_group(channel), geometry.spec.groups)
     _draw_panel_label(draw, geometry, geometry.input_origin(channel), f"input ch {channel}")
     label_font = _label_font(geometry)
@@ -66,7 +73,7 @@ def _window_box(geometry: Geometry, channel: int, step: int) -> tuple[int, int, 
     return first[0], first[1], last[2], last[3]
 
 
-def _draw_window(draw, geometry: Geometry, channel: int, step: int) -> None:
+def _draw_window(draw: ImageDraw.ImageDraw, geometry: Geometry, channel: int, step: int) -> None:
     """The window's outline; the previous step's window dashed (the stride step)."""
     _, (row, col) = geometry.target(step)
     if row or col:
@@ -80,7 +87,7 @@ def output_cell_state(geometry: Geometry, step: int, channel: int, row: int, col
     return "done" if index < step else "current" if index == step else "todo"
 
 
-def _draw_output_panel(draw, geometry: Geometry, channel: int, step: int) -> None:
+def _draw_output_panel(draw: ImageDraw.ImageDraw, geometry: Geometry, channel: int, step: int) -> None:
     colours = palette(geometry.output_group(channel), geometry.spec.groups)
     _draw_panel_label(draw, geometry, geometry.output_origin(channel), f"output ch {channel}")
     fills = {"done": colours.output, "current": colours.current, "todo": WHITE}
@@ -92,7 +99,7 @@ def _draw_output_panel(draw, geometry: Geometry, channel: int, step: int) -> Non
                            width=2 if state == "current" else 1)
 
 
-def _draw_header(draw, geometry: Geometry, step: int) -> None:
+def _draw_header(draw: ImageDraw.ImageDraw, geometry: Geometry, step: int) -> None:
     """The title lines and the step caption, each shrunk to fit inside the margins."""
     layout = geometry.layout
     width = geometry.size[0] - 2 * geometry.cell
@@ -101,14 +108,40 @@ def _draw_header(draw, geometry: Geometry, step: int) -> None:
         draw.text((geometry.cell, geometry.cell // 2 + i * layout.line_height), text, font=line_font, fill=INK)
 
 
-def frame(geometry: Geometry, step: int):
-    """Frame ``step`` (``0 <= step < geometry.n_frames``) as a PIL RGB image of ``geometry.size``.
+def frame(geometry: Geometry, step: int) -> Image.Image:
+    """Frame ``step`` of the animation as a PIL RGB image of ``geometry.size`` pixels.
 
     A pure function: the same geometry and step give the same pixels.
+
+    Parameters
+    ----------
+    geometry : Geometry
+        The picture's tables (:meth:`Geometry.build`).
+    step : int
+        ``0 <= step < geometry.n_frames``: the output cell computed in this frame (channel by
+        channel, positions row-major).
+
+    Returns
+    -------
+    PIL.Image.Image
+        The frame.
+
+    Raises
+    ------
+    ValueError
+        ``step`` out of range.
+    ImportError
+        Pillow is missing (``pip install 'npconv[explain]'``).
+
+    Examples
+    --------
+    >>> frame(Geometry.build((5, 5), 3, stride=2, padding=1), 0).size
+    (448, 320)
     """
     Image, ImageDraw, _ = pil()
-    if not is_int(step) or not 0 <= step < geometry.n_frames:
+    if not is_int(step) or not 0 <= int(step) < geometry.n_frames:
         raise ValueError(f"step must be an int in range({geometry.n_frames}), got {step!r}")
+    step = int(step)  # NumPy integers too
     image = Image.new("RGB", geometry.size, WHITE)
     draw = ImageDraw.Draw(image)
     _draw_header(draw, geometry, step)

@@ -25,9 +25,10 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 from ... import spec_errors
-from ...spec import ConvSpec, is_int
+from ...spec import ConvSpec, IntOrTuple, Padding, Pads, is_int
 from .axes import Axis, picture_axes
 from .captions import title_lines
 
@@ -36,25 +37,49 @@ MIN_WIDTH_CELLS = 16
 
 
 # ---- validation ----------------------------------------------------------------------
-def spatial_size(input_size, name: str = "input_size") -> tuple[int, ...]:
-    """An int or a 1- or 2-tuple of positive ints; 3-D pictures are refused."""
+def spatial_size(input_size: IntOrTuple, name: str = "input_size") -> tuple[int, ...]:
+    """An int or a 1- or 2-tuple of positive ints; 3-D pictures are refused.
+
+    Parameters
+    ----------
+    input_size : int or tuple of 1 or 2 ints
+        A picture's spatial input size.
+    name : str, default 'input_size'
+        The parameter named in a refusal.
+
+    Returns
+    -------
+    tuple of int
+        The sizes as a tuple.
+
+    Raises
+    ------
+    ValueError
+        Not ints, more than 2 dims, or a size below 1.
+
+    Examples
+    --------
+    >>> spatial_size(5), spatial_size([4, 6])
+    ((5,), (4, 6))
+    """
     size = (input_size,) if is_int(input_size) else input_size
     if not isinstance(size, (tuple, list)) or not size or not all(is_int(v) for v in size):
         raise ValueError(f"{name} must be an int or a tuple of 1 or 2 ints, got {input_size!r}")
     if len(size) > 2:
         raise ValueError(f"{name}={tuple(size)}: only 1-D and 2-D convolutions are drawn "
                          f"(give 1 or 2 spatial sizes)")
-    if min(size) < 1:
+    if min(int(v) for v in size) < 1:
         raise ValueError(f"{name}={tuple(size)}: every size must be >= 1")
     return tuple(int(v) for v in size)
 
 
-def check_positive_int(name: str, value, least: int = 1) -> None:
-    if not is_int(value) or value < least:
+def check_positive_int(name: str, value: object, least: int = 1) -> None:
+    """Refuse (ValueError naming ``name``) anything but an int >= ``least``."""
+    if not is_int(value) or int(value) < least:
         raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
 
 
-def _channels_words(error) -> str:
+def _channels_words(error: spec_errors.ConvRule) -> str:
     """The spec's channels-per-group refusal, said the pictures' way."""
     channels, groups = error.numbers["channels"], error.numbers["groups"]
     _, left_over = divmod(channels, groups)
@@ -62,7 +87,7 @@ def _channels_words(error) -> str:
             f"({channels} % {groups} = {left_over})")
 
 
-def check_channels(spec: ConvSpec, in_channels, out_channels) -> None:
+def check_channels(spec: ConvSpec, in_channels: int, out_channels: int) -> None:
     """Positive channel counts that the spec's groups divide (the rule is the spec's)."""
     for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
         check_positive_int(name, value)
@@ -70,7 +95,7 @@ def check_channels(spec: ConvSpec, in_channels, out_channels) -> None:
         spec.check_channels(in_channels, out_channels)
 
 
-def cell_box(origin, row: int, col: int, cell: int) -> tuple[int, int, int, int]:
+def cell_box(origin: tuple[int, int], row: int, col: int, cell: int) -> tuple[int, int, int, int]:
     """(left, top, right, bottom) pixels of grid cell (row, col) of the grid at ``origin``."""
     x, y = origin[0] + col * cell, origin[1] + row * cell
     return x, y, x + cell, y + cell
@@ -91,10 +116,12 @@ class PanelLayout:
 
     @property
     def line_height(self) -> int:
+        """Pixels per header line: two thirds of a cell."""
         return 2 * self.cell // 3
 
     @property
     def header_height(self) -> int:
+        """Pixels above the first label row: half a cell of margin and the header lines."""
         return self.cell // 2 + self.header_lines * self.line_height
 
     def _grid_top(self, rows_above: int) -> int:
@@ -113,7 +140,7 @@ class PanelLayout:
             return self.cell, self._grid_top(self.in_channels * (self.frame_shape[0] + 1) + above)
         return self.cell * (1 + self.frame_shape[1] + 1), self._grid_top(above)
 
-    def _far_corner(self, origin, shape) -> tuple[int, int]:
+    def _far_corner(self, origin: tuple[int, int], shape: tuple[int, int]) -> tuple[int, int]:
         return origin[0] + shape[1] * self.cell, origin[1] + shape[0] * self.cell
 
     @property
@@ -143,7 +170,7 @@ class Geometry:
     spec: ConvSpec
     in_spatial: tuple[int, ...]
     out_spatial: tuple[int, ...]
-    pads: tuple[tuple[int, int], ...]
+    pads: Pads
     in_channels: int
     out_channels: int
     cell: int
@@ -151,10 +178,14 @@ class Geometry:
     title: tuple[str, ...]
 
     @classmethod
-    def build(cls, input_size=(5, 5), kernel_size=3, stride=1, padding=0, dilation=1, groups=1,
-              padding_mode="zeros", transposed=False, output_padding=0, in_channels=1,
-              out_channels=1, *, cell=28) -> "Geometry":
-        """Validate every argument (ValueError naming it) and build the per-dim tables."""
+    def build(cls, input_size: IntOrTuple = (5, 5), kernel_size: IntOrTuple = 3, stride: IntOrTuple = 1,
+              padding: Padding = 0, dilation: IntOrTuple = 1, groups: int = 1, padding_mode: str = "zeros",
+              transposed: bool = False, output_padding: IntOrTuple = 0, in_channels: int = 1,
+              out_channels: int = 1, *, cell: int = 28) -> Geometry:
+        """Validate every argument (ValueError naming it) and build the per-dim tables.
+
+        Arguments as :func:`npconv.explain.animate` (``cell``: pixels per grid cell, >= 12).
+        """
         in_spatial = spatial_size(input_size)
         spec = ConvSpec.build(kernel_size, stride, padding, dilation, groups, padding_mode,
                               transposed, output_padding, ndim=len(in_spatial))
@@ -169,6 +200,7 @@ class Geometry:
     # ---- counts and shapes ------------------------------------------------------------
     @property
     def ndim(self) -> int:
+        """Spatial dims drawn: 1 or 2."""
         return len(self.in_spatial)
 
     @property
@@ -183,6 +215,7 @@ class Geometry:
 
     @property
     def n_positions(self) -> int:
+        """Output positions per channel."""
         return math.prod(self.out_spatial)
 
     @property
@@ -211,9 +244,11 @@ class Geometry:
 
     # ---- groups ------------------------------------------------------------------------
     def input_group(self, channel: int) -> int:
+        """The group of input channel ``channel``."""
         return channel // self.spec.channels_per_group(self.in_channels)
 
     def output_group(self, channel: int) -> int:
+        """The group of output channel ``channel``."""
         return channel // self.spec.channels_per_group(self.out_channels)
 
     # ---- pixels ------------------------------------------------------------------------
@@ -225,6 +260,7 @@ class Geometry:
 
     @property
     def header_height(self) -> int:
+        """:attr:`PanelLayout.header_height`."""
         return self.layout.header_height
 
     @property
@@ -233,13 +269,17 @@ class Geometry:
         return self.layout.size
 
     def input_origin(self, channel: int) -> tuple[int, int]:
+        """Top-left pixel of input channel ``channel``'s grid."""
         return self.layout.input_origin(channel)
 
     def output_origin(self, channel: int) -> tuple[int, int]:
+        """Top-left pixel of output channel ``channel``'s grid."""
         return self.layout.output_origin(channel)
 
     def input_cell_box(self, channel: int, row: int, col: int) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) of a cell of an input channel's frame."""
         return cell_box(self.input_origin(channel), row, col, self.cell)
 
     def output_cell_box(self, channel: int, row: int, col: int) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) of a cell of an output channel's grid."""
         return cell_box(self.output_origin(channel), row, col, self.cell)
