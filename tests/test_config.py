@@ -14,7 +14,7 @@ import pytest
 from threadpoolctl import threadpool_info
 
 import npconv
-from npconv import config, cpu, select, threads, workspace
+from npconv import autotune, config, cpu, select, threads, workspace
 from npconv.algorithms import fft
 from npconv.settings import Settings, current, defaults, set_defaults
 from npconv.spec import ConvSpec
@@ -192,7 +192,7 @@ def test_a_cap_too_small_refuses_inside_the_block_only(rng):
 
 def test_autotune_in_a_block_only(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.setattr(select, "_tuned", None)
+    monkeypatch.setattr(autotune, "_tuned", None)
     calls, real = [], select.measure_candidates
     monkeypatch.setattr(select, "measure_candidates", lambda *a, **k: calls.append(a) or real(*a, **k))
     spec, shapes = ConvSpec.build((3, 3), padding=1), ((1, 4, 10, 10), (4, 4, 3, 3))

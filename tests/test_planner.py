@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import npconv
-from npconv import select, workspace
+from npconv import autotune, select, workspace
 from npconv.algorithms import depthwise_jit, fft
 from npconv.cpu import tune_openblas_coretype
 from npconv.spec import ConvSpec
@@ -64,7 +64,7 @@ def test_measure_returns_timings_of_every_candidate():
 
 def test_autotune_times_once_and_remembers_on_disk(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.setattr(select, "_tuned", None)
+    monkeypatch.setattr(autotune, "_tuned", None)
     calls = []
     real = select.measure_candidates
     monkeypatch.setattr(select, "measure_candidates", lambda *a, **k: calls.append(a) or real(*a, **k))
@@ -75,7 +75,7 @@ def test_autotune_times_once_and_remembers_on_disk(tmp_path, monkeypatch):
         assert select.choose_algorithm(spec, *shapes) == first and len(calls) == 1
         stored = json.loads((tmp_path / "npconv" / "autotune.json").read_text())
         assert list(stored.values()) == [first]
-        monkeypatch.setattr(select, "_tuned", None)  # a new process reads the file
+        monkeypatch.setattr(autotune, "_tuned", None)  # a new process reads the file
         assert select.choose_algorithm(spec, *shapes) == first and len(calls) == 1
     finally:
         select.set_autotune(False)

@@ -20,6 +20,7 @@ from numpy.lib import format as npy
 
 import npconv
 import npconv.io
+import npconv.io_checks
 import npconv.memory
 from npconv.memory import AllocationRefused
 from helpers import require
@@ -171,7 +172,7 @@ def test_zip_directory_lying_about_a_huge_member_is_refused_by_memory(tmp_path):
 
 def test_arrays_that_together_exceed_memory_are_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(npconv.memory, "available_bytes", lambda: 3 << 20)
-    monkeypatch.setattr(npconv.io, "available_bytes", lambda: 3 << 20)
+    monkeypatch.setattr(npconv.io_checks, "available_bytes", lambda: 3 << 20)
     path = tmp_path / "two.npz"
     npconv.save({"a": np.zeros(1 << 18), "b": np.zeros(1 << 18)}, path)  # 2 MiB each: each fits, not both
     refused(path, "its 2 arrays need 4194304 bytes", error=AllocationRefused)

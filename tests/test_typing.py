@@ -16,8 +16,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "npconv"
-PUBLIC_MODULES = ["__init__.py", "functional.py", "grad.py", "core.py", "spec.py", "spec_errors.py",
+PUBLIC_MODULES = ["__init__.py", "functional.py", "blocks.py", "padding.py", "grad.py", "core.py", "spec.py", "spec_parsing.py", "spec_errors.py", "spec_messages.py",
                   "onnx.py", "settings.py", "select.py", "separable.py", "io.py", "optim.py",
+                  "onnx_pads.py", "onnx_words.py", "autotune.py", "algorithm_registry.py", "io_checks.py",
+                  "io_safetensors.py",
                   "nn", "keras", "explain"]
 
 

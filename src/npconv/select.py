@@ -21,96 +21,25 @@ pure functions of their arguments.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import threading
 import time
-import warnings
-from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Callable, Literal, Sequence, overload
+from typing import Literal, Sequence, overload
 
 import numpy as np
 import numpy.typing as npt
 
-from . import compiled, cpu, numerics
+from . import numerics
 from .settings import current as current_settings, set_defaults
 from . import threads as thread_control
 from . import workspace
-from .algorithms import (depthwise, depthwise_jit, direct_jit, fft, fft_grad, im2col_gemm, pointwise, polyphase,
-                         separable_passes, winograd)
+from .algorithm_registry import ALGORITHMS, NUMPY_ALGORITHMS, Algorithm  # noqa: F401
+from .algorithms import depthwise_jit, fft, polyphase, winograd
+# the autotuner, in npconv.autotune; its public names (and what tests reach for) stay importable here
+from .autotune import (AutotuneNotice, _key, _merge_into_cache, _tuned_choice,  # noqa: F401
+                       cache_path, forget_tuned)
 from .spec import ConvSpec
 
 Shape = Sequence[int]
-
-
-@dataclass(frozen=True)
-class Algorithm:
-    """One registered algorithm: its name, the rule that says where it applies, its entry points.
-
-    ``applies(spec, x_shape, w_shape)`` is the correctness rule; ``forward(x, w, spec, pads,
-    out_spatial)`` computes; ``min_workspace(spec, x_shape, w_shape, itemsize)`` is the least
-    scratch it runs in.  The weight-gradient fields are None where it has no weight gradient.
-    """
-
-    name: str
-    applies: Callable
-    forward: Callable
-    weight_grad: Callable | None = None
-    weight_grad_applies: Callable | None = None
-    # (spec, x_shape, w_shape, itemsize) -> the least scratch bytes it can run in (its smallest chunk)
-    min_workspace: Callable | None = None
-    weight_grad_min_workspace: Callable | None = None
-    # mixes many inputs into each transformed value: a NaN or inf spreads and extreme values
-    # overflow, so it only gets operands npconv.numerics.transform_safe accepts
-    transforms: bool = False
-    # (spec, x, w) -> bool: where its gain depends on the values (a weight's rank), the planner
-    # takes it only where this accepts the operands; forcing or autotuning needs only `applies`
-    worthwhile: Callable | None = None
-
-
-def _any_forward(spec: ConvSpec, x_shape: Shape, w_shape: Shape) -> bool:
-    """Every forward (not transposed) convolution: im2col + GEMM's domain."""
-    return not spec.transposed
-
-
-def _any_transposed(spec: ConvSpec, x_shape: Shape, w_shape: Shape) -> bool:
-    """Every transposed convolution: GEMM + col2im's domain."""
-    return spec.transposed
-
-
-ALGORITHMS = {a.name: a for a in (
-    Algorithm("im2col_gemm", _any_forward, im2col_gemm.forward, im2col_gemm.weight_grad,
-              min_workspace=im2col_gemm.min_workspace, weight_grad_min_workspace=im2col_gemm.weight_grad_min_workspace),
-    Algorithm("gemm_col2im", _any_transposed, im2col_gemm.forward_transposed,
-              min_workspace=im2col_gemm.transposed_min_workspace),
-    Algorithm("pointwise", pointwise.applies, pointwise.forward, pointwise.weight_grad,
-              min_workspace=pointwise.min_workspace, weight_grad_min_workspace=pointwise.weight_grad_min_workspace),
-    Algorithm("depthwise_direct", depthwise.applies, depthwise.forward, depthwise.weight_grad,
-              min_workspace=depthwise.min_workspace, weight_grad_min_workspace=depthwise.weight_grad_min_workspace),
-    Algorithm("depthwise_jit", depthwise_jit.applies, depthwise_jit.forward, depthwise_jit.weight_grad,
-              min_workspace=depthwise_jit.min_workspace,
-              weight_grad_min_workspace=depthwise_jit.weight_grad_min_workspace),
-    Algorithm("fft", fft.applies, fft.forward, fft_grad.weight_grad, fft_grad.weight_grad_applies, transforms=True,
-              min_workspace=fft.min_workspace, weight_grad_min_workspace=fft_grad.weight_grad_min_workspace),
-    Algorithm("winograd_f2", winograd.applies, winograd.forward_f2, transforms=True,
-              min_workspace=winograd.min_workspace_f2),
-    Algorithm("winograd_f4", winograd.applies_f4, winograd.forward_f4, transforms=True,
-              min_workspace=winograd.min_workspace_f4),
-    Algorithm("direct_jit", direct_jit.applies, direct_jit.forward, direct_jit.weight_grad,
-              min_workspace=direct_jit.min_workspace, weight_grad_min_workspace=direct_jit.weight_grad_min_workspace),
-    Algorithm("polyphase", polyphase.applies, polyphase.forward, min_workspace=polyphase.min_workspace),
-    Algorithm("separable_passes", separable_passes.applies, separable_passes.forward, transforms=True,
-              min_workspace=separable_passes.min_workspace, worthwhile=separable_passes.worthwhile),
-)}
-# what runs without Numba (the fallback, and the second oracle of the compiled kernels)
-NUMPY_ALGORITHMS = ("im2col_gemm", "gemm_col2im", "pointwise", "depthwise_direct", "fft", "winograd_f2",
-                    "winograd_f4", "polyphase", "separable_passes")
-
-# the autotune choices read from the cache file: a cache shared by every thread, not a setting
-_tuned: dict | None = None
-_tuned_lock = threading.Lock()
 
 
 def candidates(spec: ConvSpec, x_shape: Shape, w_shape: Shape, direct_only: bool = False) -> list[str]:
@@ -426,107 +355,6 @@ def set_autotune(enabled: bool = True) -> bool:
         ``enabled`` not a bool (or 0 or 1).
     """
     return set_defaults(where="set_autotune", autotune=bool(enabled)).autotune
-
-
-def cache_path() -> Path:
-    """The autotune cache file: ``$XDG_CACHE_HOME/npconv/autotune.json`` (``~/.cache`` by default)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "npconv" / "autotune.json"
-
-
-class AutotuneNotice(UserWarning):
-    """An autotuned first call measured its candidates for more than a second (once per problem:
-    the choice is kept on disk, and later calls and processes reuse it)."""
-
-
-def _key(spec: ConvSpec, input_shape: Shape, weight_shape: Shape, dtype: npt.DTypeLike, threads: int | None) -> str:
-    """The cache key: the problem, the thread count, and what its timings depend on beyond it
-    (the CPU model, npconv's and NumPy's versions; keys without them never match)."""
-    return json.dumps([repr(spec), list(input_shape), list(weight_shape), np.dtype(dtype).name,
-                       threads or thread_control.get_num_threads(), *_machine_and_versions()])
-
-
-def _machine_and_versions() -> tuple[str, str, str]:
-    from . import __version__  # at call time: npconv is imported by then
-
-    return cpu.cpu_model(), __version__, np.__version__
-
-
-def _tuned_choice(spec: ConvSpec, input_shape: Shape, weight_shape: Shape, dtype: npt.DTypeLike,
-                  threads: int | None) -> str:
-    tuned = _tuned_choices()
-    key = _key(spec, input_shape, weight_shape, dtype, threads)
-    choice = tuned.get(key)
-    if choice not in candidates(spec, input_shape, weight_shape):
-        start = time.perf_counter()
-        timings = measure_candidates(spec, input_shape, weight_shape, dtype, threads)  # not under the lock
-        choice = tuned[key] = min(timings, key=timings.__getitem__)
-        _merge_into_cache({key: choice})
-        _notice_slow_tuning(input_shape, weight_shape, dtype, choice, len(timings), time.perf_counter() - start)
-    return choice
-
-
-def _notice_slow_tuning(input_shape: Shape, weight_shape: Shape, dtype: npt.DTypeLike, choice: str, measured: int,
-                        seconds: float) -> None:
-    if seconds > compiled.NOTICE_SECONDS:
-        warnings.warn(f"npconv autotuned the conv of input {tuple(input_shape)}, weight {tuple(weight_shape)}, "
-                      f"{np.dtype(dtype).name} in {seconds:.1f} s ({measured} algorithms timed); it keeps "
-                      f"{choice} in {cache_path()}, so later calls and processes skip the timing",
-                      AutotuneNotice, stacklevel=compiled.user_stacklevel())
-
-
-def _tuned_choices() -> dict:
-    """The in-memory choices, read from the file once (by one thread) after each forget_tuned;
-    callers keep this dict, so a concurrent forget_tuned cannot pull it from under them."""
-    global _tuned
-    with _tuned_lock:
-        if _tuned is None:
-            _tuned = _read_cache()
-        return _tuned
-
-
-def _read_cache() -> dict:
-    """The cache's usable entries: any other content (not JSON, not an object, values that
-    name no algorithm, a directory in its place) counts as empty rather than failing a call."""
-    try:
-        content = json.loads(cache_path().read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return {}
-    if not isinstance(content, dict):
-        return {}
-    return {key: name for key, name in content.items() if isinstance(name, str) and name in ALGORITHMS}
-
-
-def _merge_into_cache(entries: dict) -> None:
-    """Add entries to the file under an exclusive lock: re-read, merge, write a temporary file and
-    rename it over the cache, so processes tuning at once keep each other's entries."""
-    path = cache_path()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path.with_name(path.name + ".lock"), "a") as lock:
-            _lock(lock)
-            merged = {**_read_cache(), **entries}
-            temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            temporary.write_text(json.dumps(merged, indent=1))
-            os.replace(temporary, path)
-    except OSError:
-        pass  # a read-only home still gets the in-memory choice
-
-
-def _lock(file: IO) -> None:
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory lock; the rename still keeps the file whole
-        return
-    fcntl.flock(file, fcntl.LOCK_EX)  # released when the file is closed
-
-
-def forget_tuned() -> None:
-    """Drop the in-memory autotune choices (the next tuned call reads the file again; the file
-    itself is kept: delete :func:`cache_path` to measure afresh)."""
-    global _tuned
-    with _tuned_lock:
-        _tuned = None
 
 
 def weight_grad_algorithm(spec: ConvSpec, x: np.ndarray, gy: np.ndarray, weight_shape: Shape) -> Algorithm:
