@@ -1,5 +1,6 @@
-"""Convolution algorithms: each computes the same thing from a validated spec (npconv.select
-registers them, with the shapes each applies to, and chooses one per call).
+"""Convolution algorithms: each computes the same thing from a validated spec
+(npconv.algorithm_registry registers them with the shapes each applies to; npconv.select
+chooses one per call).
 
 - :mod:`.reference` — short loops over kernel taps, float64: the oracle of the tests, not planned;
 - :mod:`.im2col_gemm` — strided windows + one BLAS GEMM per image and group (and, as
