@@ -38,8 +38,9 @@ fuzz: $(VENV)/.installed-test
 docs: $(VENV)/.installed-test
 	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
+# the environment advice (npconv.cpu) must be in place before NumPy/SciPy load OpenBLAS
 bench: $(VENV)/.installed-test
-	$(BIN)/python bench/layers.py
+	eval "$$($(BIN)/npconv environment)"; $(BIN)/python bench/layers.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache docs/_build

@@ -61,14 +61,13 @@ try:
 except ImportError:
     numba = None
 
-# what `import npconv` did before it stopped touching the environment: OpenBLAS's SkylakeX
-# kernels on AVX-512 AMD CPUs (SciPy's OpenBLAS, loaded later) and passive OpenMP waiting for
-# Numba's workers (npconv.cpu); a variable already set is kept, NPCONV_KEEP_BLAS=1 opts out
+# passive OpenMP waiting for Numba's workers (npconv.cpu), unless the environment sets a policy;
+# OpenBLAS's coretype is loaded already: `make bench` sets it in the shell (npconv environment)
 npconv.cpu.tune_environment()
 
 PEER_TOLERANCE = 1e-4  # ONNX Runtime vs torch, relative to the largest output
 
-# (row, name, N, C_in, spatial, C_out, k, stride, pad, dilation, groups, extra) from BENCHMARK.md
+# (row, name, N, C_in, spatial, C_out, k, stride, pad, dilation, groups, extra): the project's layer suite
 ROWS = [
     (1, "ResNet-50 stem", 8, 3, (224, 224), 64, 7, 2, 3, 1, 1, {}),
     (2, "ResNet conv2_x 3x3, N=1", 1, 64, (56, 56), 64, 3, 1, 1, 1, 1, {}),

@@ -173,3 +173,14 @@ def test_another_version_or_cpu_measures_afresh(tuning, monkeypatch, change):
     select.forget_tuned()
     select.choose_algorithm(SPEC, X_SHAPE, W_SHAPE)
     assert len(tuning) == 2
+
+
+def test_environment_command_prints_the_advice_as_exports(capsys, monkeypatch):
+    """`npconv environment`: one `export NAME=VALUE` per recommended setting, nothing else."""
+    from npconv import cli, cpu
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert cli.main(["environment"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"export {k}={v}" for k, v in cpu.recommended_environment().items()]
+    assert "export OMP_WAIT_POLICY=PASSIVE" in lines

@@ -75,6 +75,8 @@ def test_no_cell_errored(executed):
     "depthwise weight (8, 1, 3, 3) -> separable output (1, 16, 16, 16)",
     "equals correlate2d: True",
     "equals convolve2d:  False",
+    "equals convolve2d with the kernel flipped: True",
+    "channel 5 on its own matches: True",
     "ConvTranspose2d output: (4, 3, 32, 32)",
     "conv_transpose2d == conv2d_input: True",
     "75 = 6+7+12+13+18+19",                            # explain_output on one cell

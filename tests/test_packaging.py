@@ -48,6 +48,10 @@ def built(tmp_path_factory) -> Built:
     work = tmp_path_factory.mktemp("packaging")
     source = work / "source"
     shutil.copytree(ROOT, source, ignore=_ignored(ROOT))
+    for planted in ("docs/_build/html/_downloads/x/conv2d_tour.ipynb",  # what make docs leaves
+                    "docs/notebooks/.ipynb_checkpoints/conv2d_tour-checkpoint.ipynb"):  # what Jupyter leaves
+        (source / planted).parent.mkdir(parents=True, exist_ok=True)
+        (source / planted).write_text("{}")
     # PYTHONDONTWRITEBYTECODE makes setuptools warn that it skips byte-compiling: the
     # environment's choice, not the project's, so the build runs without it
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -121,6 +125,7 @@ def test_the_sdist_holds_every_source_file_of_the_shipped_folders(built):
             "tests/conftest.py", "tests/test_spec.py", "src/npconv/py.typed"} <= names
     sources = {path.relative_to(built.source).as_posix() for folder in SHIPPED_FOLDERS
                for path in (built.source / folder).rglob("*") if path.is_file()}
+    sources = {s for s in sources if not s.startswith("docs/_build") and ".ipynb_checkpoints" not in s}
     assert sources - names == set(), "add a MANIFEST.in line for these"
     assert {name for name in names if name.startswith("docs/images/")}
     assert not [name for name in names if "__pycache__" in name or name.endswith(BYTECODE)]
@@ -142,3 +147,9 @@ def test_the_sdists_own_tests_run_from_it(built, tmp_path):
                          cwd=unpacked, env=env, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert " passed" in run.stdout and "skipped" not in run.stdout
+
+
+def test_a_built_site_and_jupyter_checkpoints_stay_out_of_the_sdist(built):
+    """make docs copies the notebook under docs/_build; Jupyter keeps checkpoints beside it."""
+    leaked = sorted(n for n in _sdist_names(built) if n.startswith("docs/_build") or ".ipynb_checkpoints" in n)
+    assert not leaked, leaked

@@ -7,6 +7,7 @@ import threading
 
 import numpy as np
 import pytest
+from helpers import require
 from threadpoolctl import threadpool_info
 
 import npconv
@@ -141,7 +142,7 @@ def test_set_num_threads_from_threads_hands_back_each_previous_cap_once(no_cap):
 
 
 def test_numba_threads_are_capped_per_thread_and_restored():
-    numba = pytest.importorskip("numba")
+    numba = require("numba", "a runtime dependency: its thread cap")
     own, others, inside = numba.get_num_threads(), [], []
     with thread_control.limited(1):
         inside.append(numba.get_num_threads())

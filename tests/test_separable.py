@@ -341,6 +341,19 @@ def test_planner_takes_the_passes_for_rank_1_depthwise_blurs_only():
     assert _planned(poisoned, blur, padding=4, groups=3) != "separable_passes"
 
 
+def test_an_autotuned_choice_is_not_overridden_by_the_value_check(tmp_path, monkeypatch):
+    """With autotune on, the measured winner runs, even where the passes' value check accepts."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    select.forget_tuned()
+    x = np.random.default_rng(9).standard_normal((1, 3, 40, 40)).astype(np.float32)
+    blur = np.broadcast_to(gaussian(9, 2.0), (3, 1, 9, 9)).astype(np.float32)
+    spec = npconv.ConvSpec.build((9, 9), padding=4, groups=3)
+    monkeypatch.setattr(select, "measure_candidates", lambda *a, **k: {"depthwise_direct": 1.0, "separable_passes": 2.0})
+    with npconv.config(autotune=True):
+        assert select.algorithm_for(spec, x, blur).name == "depthwise_direct"
+    select.forget_tuned()
+
+
 def test_forced_passes_run_any_2d_kernel_at_its_full_rank():
     rng = np.random.default_rng(11)
     x, w = rng.standard_normal((2, 4, 11, 12)), rng.standard_normal((6, 2, 3, 4))

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import require
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "npconv"
@@ -29,7 +30,7 @@ def run_mypy(*targets: str) -> subprocess.CompletedProcess:
 
 
 def test_public_modules_pass_mypy():
-    pytest.importorskip("mypy")
+    require("mypy", "the typing check (the dev extra)")
     result = run_mypy(*(str(PACKAGE / name) for name in PUBLIC_MODULES))
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -41,7 +42,7 @@ def test_package_is_marked_typed():
 def test_mypy_refuses_an_unannotated_public_def(tmp_path):
     """The overrides are in force: the same settings refuse a def without annotations in a
     public module (checked on a copy, so the tree is never touched)."""
-    pytest.importorskip("mypy")
+    require("mypy", "the typing check (the dev extra)")
     copy = tmp_path / "npconv"
     copy.mkdir()
     (copy / "__init__.py").write_text("")

@@ -12,6 +12,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from helpers import on_ci
 
 import npconv
 import npconv.grad as G
@@ -268,7 +269,7 @@ def test_the_planner_falls_back_where_its_choice_does_not_fit():
     assert error is None and scratch <= 8 * MiB + SLACK
 
 
-@pytest.mark.skipif(not depthwise_jit.available(), reason="Numba is not installed")
+@pytest.mark.skipif(not depthwise_jit.available() and not on_ci(), reason="Numba is not installed")
 def test_the_compiled_depthwise_kernel_is_left_out_where_its_jobs_do_not_fit():
     """Every running job holds the rows of its planes that it reads: 65536-wide rows need 2.5 MiB."""
     spec = ConvSpec.build((3, 3), padding=1, groups=32)
@@ -279,7 +280,7 @@ def test_the_compiled_depthwise_kernel_is_left_out_where_its_jobs_do_not_fit():
     assert npconv.choose_algorithm(spec, x_shape, w_shape) == "depthwise_direct"
 
 
-@pytest.mark.skipif(not depthwise_jit.available(), reason="Numba is not installed")
+@pytest.mark.skipif(not depthwise_jit.available() and not on_ci(), reason="Numba is not installed")
 @pytest.mark.parametrize("grad", [False, True])
 def test_the_compiled_kernels_row_chunks_keep_numbas_scratch_under_the_cap(grad):
     """Numba's tiles are invisible to tracemalloc: the chunking is checked on its accounting."""

@@ -106,8 +106,23 @@ def build_parser() -> argparse.ArgumentParser:
                              help="where to write the PNG of filters and mistakes (default digits_cnn.png)")
     demo_parser.add_argument("--no-training", action="store_true", help="only the worked examples")
     demo_parser.set_defaults(run=demo)
+    environment_parser = commands.add_parser(
+        "environment", help="shell export lines of the CPU settings that speed npconv up here",
+        description="Print `export NAME=VALUE` for each setting npconv.cpu recommends on this machine "
+                    "(OpenBLAS's kernels, OpenMP's wait policy) that the environment does not set yet. "
+                    "They must be set before Python starts: eval \"$(npconv environment)\".")
+    environment_parser.set_defaults(run=print_environment)
     add_commands(commands)
     return parser
+
+
+def print_environment(args: argparse.Namespace) -> int:
+    """``npconv environment``: npconv.cpu's advice as shell export lines."""
+    from . import cpu
+
+    for name, value in cpu.recommended_environment().items():
+        print(f"export {name}={value}")
+    return 0
 
 
 def main(argv=None) -> int:

@@ -4,18 +4,19 @@ Importing npconv changes no environment variable.  Two settings help on some mac
 must be in the environment before the library that reads them loads, so npconv cannot apply
 them for you after the fact.  :func:`recommended_environment` says which apply here and
 :func:`tune_environment` sets them (only those not set already); for every library to see
-them, set them in the shell instead::
+them, set them in the shell instead (``npconv environment`` prints the lines for this
+machine)::
 
-    OPENBLAS_CORETYPE=SKYLAKEX OMP_WAIT_POLICY=PASSIVE python train.py
+    eval "$(npconv environment)"; python train.py
 
 - ``OPENBLAS_CORETYPE=SKYLAKEX`` on an AMD CPU with the AVX-512 subsets SkylakeX kernels use.
   OpenBLAS picks its kernels when its library loads.  The OpenBLAS bundled with NumPy and SciPy
   (0.3.31) does not know AMD's Zen 5 and falls back to its Haswell (AVX2) kernels, at half the
   speed of its SkylakeX (AVX-512) kernels on the same CPU: sgemm 2048^3 210 vs 420-450 GFLOP/s
-  measured on this project's 2-core machines.  NumPy loads its OpenBLAS when it is imported
-  (before npconv can be); SciPy's OpenBLAS is a separate library loaded on first use, so
-  :func:`tune_environment` called right after ``import npconv`` still reaches it, and
-  :func:`npconv.blas.gemm` calls whichever of the two libraries runs the wider kernels.
+  measured on this project's 2-core machines.  NumPy loads its OpenBLAS when it is imported,
+  and ``import npconv`` loads SciPy's (through ``scipy.fft``), so this one must be in the
+  environment before Python starts: ``eval "$(npconv environment)"`` prints and applies the
+  advice for this machine in a shell; :func:`tune_environment` cannot reach it any more.
   ``NPCONV_KEEP_BLAS=1`` keeps this one out of the advice.
 - ``OMP_WAIT_POLICY=PASSIVE``.  Numba's parallel kernels run on GNU OpenMP, whose idle workers
   spin for a while after each kernel.  On two cores that spinning took the cores from the BLAS
@@ -104,3 +105,4 @@ def tune_environment(environ=os.environ) -> dict[str, str]:
     advice = recommended_environment(environ)
     environ.update(advice)
     return advice
+

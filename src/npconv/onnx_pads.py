@@ -26,7 +26,7 @@ def int_list(op: str, name: str, value: Ints | None, length: int, default: int, 
     """An ONNX ints attribute as a tuple of ``length`` ints >= ``minimum`` (None: default)."""
     if value is None:
         return (default,) * length
-    values = [int(v) for v in value.ravel()] if isinstance(value, np.ndarray) else value
+    values = list(value.ravel()) if isinstance(value, np.ndarray) else value  # ntuple refuses non-ints
     with worded(ONNX_WORDS):
         return ntuple(values, length, name, op, minimum=minimum, broadcast=False)
 

@@ -40,9 +40,13 @@ def _channels(error: ConvRule) -> str:
 
 
 def _weight_groups(error: ConvRule) -> str:
+    n = error.numbers
     if error.op == "ConvTranspose":  # W.shape[0] is C there: the channel rule says it
-        return _channels(error)
-    m, g = error.numbers["shape"][0], error.numbers["groups"]
+        return _channels(ConvRule(error.message, rule=error.rule, param=error.param, op=error.op,
+                                  numbers={**n, "weight_shape": n["shape"]}))
+    m, g = n["shape"][0], n["groups"]
+    if m < 1:
+        return f"{error.op}: W.shape[0] = M = {m} must be at least 1 (W of shape {list(n['shape'])})"
     return f"{error.op}: W.shape[0] = M = {m} must be divisible by group={g} ({m} % {g} = {m % g})"
 
 

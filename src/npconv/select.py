@@ -96,7 +96,8 @@ def _within_cap(choice: str, spec: ConvSpec, x_shape: Shape, w_shape: Shape, dty
 def algorithm_for(spec: ConvSpec, x: np.ndarray, w: np.ndarray) -> Algorithm:
     """The algorithm for these operands: the planner's choice, unless it transforms and the
     operands are not safe to transform (npconv.numerics), then the best direct one; and where
-    that was not forced, an algorithm whose value-level check accepts the operands instead.
+    that was neither forced nor autotuned (a measured choice stands), an algorithm whose
+    value-level check accepts the operands instead.
 
     Parameters
     ----------
@@ -113,10 +114,11 @@ def algorithm_for(spec: ConvSpec, x: np.ndarray, w: np.ndarray) -> Algorithm:
     ValueError
         No algorithm fits under the workspace cap (the message names the smallest cap).
     """
+    settings = current_settings()  # one snapshot for the whole plan
     name = choose_algorithm(spec, x.shape, w.shape, x.dtype)
     if ALGORITHMS[name].transforms and not _transform_safe(x, w):
         name = choose_algorithm(spec, x.shape, w.shape, x.dtype, direct_only=True)
-    if name != current_settings().algorithm:
+    if not settings.autotune and name != settings.algorithm:
         name = next((other.name for other in ALGORITHMS.values() if other.worthwhile is not None
                      and other.worthwhile(spec, x, w) and (not other.transforms or _transform_safe(x, w))), name)
     return ALGORITHMS[name]
@@ -347,12 +349,8 @@ def set_autotune(enabled: bool = True) -> bool:
     Returns
     -------
     bool
-        The previous default.
-
-    Raises
-    ------
-    ValueError
-        ``enabled`` not a bool (or 0 or 1).
+        The previous default (``enabled`` is read by its truth value, as before; a
+        ``npconv.config(autotune=...)`` block accepts only a bool).
     """
     return set_defaults(where="set_autotune", autotune=bool(enabled)).autotune
 

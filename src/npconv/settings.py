@@ -12,9 +12,12 @@ applies only where it runs::
         y = npconv.conv(x, w)
 
 A block is held in a :mod:`contextvars` variable, as :func:`decimal.localcontext` is: it applies
-in the thread (or asyncio task) that entered it and nowhere else, so threads and tasks running
-at once each see their own settings; a new thread starts from the process defaults, not from
-the block of the thread that started it.  Blocks nest (the inner one's values win, the rest
+in the thread (or asyncio task) that entered it, and in the asyncio tasks and
+``asyncio.to_thread`` calls started inside it (they copy the context), so threads and tasks
+running at once each see their own settings; a thread started with ``threading.Thread`` begins
+from the process defaults, not from the block of the thread that started it.  One ``config``
+object serves one ``with`` at a time (make one per block, as each ``with npconv.config(...)``
+does).  Blocks nest (the inner one's values win, the rest
 come from the outer one), and a setting a block does not name follows the process default,
 even one changed while the block runs.
 

@@ -41,7 +41,8 @@ depthwise layer with kernels of ``PLANNED_KERNEL`` taps a side (9 to 15: larger 
 by FFT at a cost that does not grow with them) whose every filter is rank 1 up to the
 rounding of its dtype, predicted ``CLEAR_SPEEDUP`` times cheaper.  The rank
 needs the weight's values, which the shape-only :func:`applies` cannot see; the last few
-weights' ranks are kept, so a layer run again with the same weights pays no SVD.  Forced
+weights' ranks are kept, so a layer run again with the same weights skips the full rank check
+(the first filter's small SVD and the factorisation itself are still done per call).  Forced
 (``npconv.set_algorithm('separable_passes')``) it runs any 2-D convolution whose kernel has
 two or more taps a side, at the rank each filter needs (the full rank: exact up to rounding).
 

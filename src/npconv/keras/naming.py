@@ -1,9 +1,9 @@
-"""Keras's automatic layer names ('conv2d', 'conv2d_1', ...), counted per context.
+"""Keras's automatic layer names ('conv2d', 'conv2d_1', ...), counted per process or per block.
 
-Keras counts the names it hands out per thread until ``keras.utils.clear_session()``; npconv
-keeps the count in a :mod:`contextvars` variable, so a thread, an asyncio task started
-inside :func:`fresh_names`, or a test that calls :func:`reset_names` first sees names that do
-not depend on which layers were made before it.
+As in Keras, names are counted for the whole process until :func:`reset_names` (Keras's
+``clear_session()``); a :func:`fresh_names` block counts from scratch in a
+:mod:`contextvars` variable, so a test or a task inside it sees names that do not depend on
+which layers were made before it, and the process's count comes back after the block.
 
 >>> from npconv import keras
 >>> with keras.fresh_names():
@@ -16,20 +16,19 @@ from __future__ import annotations
 import collections
 import contextlib
 import contextvars
+import threading
 from collections.abc import Iterator
 
 __all__ = ["unique_name", "reset_names", "fresh_names"]
 
+_PROCESS_NAMES: collections.Counter = collections.Counter()  # the count outside any fresh_names block
 _NAMES_USED: contextvars.ContextVar[collections.Counter] = contextvars.ContextVar("npconv_keras_names")
+_COUNTING = threading.Lock()
 
 
 def _names_used() -> collections.Counter:
-    """This context's count of each prefix handed out (created on first use)."""
-    counter = _NAMES_USED.get(None)
-    if counter is None:
-        counter = collections.Counter()
-        _NAMES_USED.set(counter)
-    return counter
+    """The count of each prefix handed out: the innermost fresh_names block's, else the process's."""
+    return _NAMES_USED.get(_PROCESS_NAMES)
 
 
 def unique_name(prefix: str) -> str:
@@ -46,14 +45,17 @@ def unique_name(prefix: str) -> str:
         ``prefix`` the first time in this context, then ``prefix_1``, ``prefix_2``, ...
     """
     counter = _names_used()
-    count = counter[prefix]
-    counter[prefix] += 1
+    with _COUNTING:
+        count = counter[prefix]
+        counter[prefix] += 1
     return prefix if count == 0 else f"{prefix}_{count}"
 
 
 def reset_names() -> None:
-    """Start this context's names again from 'conv2d' (Keras's ``clear_session()`` does this)."""
-    _NAMES_USED.set(collections.Counter())
+    """Start the names again from 'conv2d' (Keras's ``clear_session()`` does this): the process's
+    count, or the current fresh_names block's inside one."""
+    with _COUNTING:
+        _names_used().clear()
 
 
 @contextlib.contextmanager

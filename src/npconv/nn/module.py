@@ -271,7 +271,7 @@ class Module:
         collections.OrderedDict of str to numpy.ndarray
             ``{'weight': ..., 'bias': ...}``, dotted names for children (``'0.weight'``).
         """
-        return OrderedDict((name, np.array(param)) for name, param in self.named_parameters())
+        return OrderedDict((name, np.array(param, order="C")) for name, param in self.named_parameters())
 
     def load_state_dict(self, state_dict: Mapping[str, npt.ArrayLike], strict: bool = True) -> IncompatibleKeys:
         """Copy arrays into the parameters, checking keys and shapes first.
