@@ -379,3 +379,15 @@ def test_empty_spatial_sizes_give_empty_outputs_with_same_padding():
     assert K.Conv1D(4, 3, padding="causal").compute_output_shape((2, 0, 3)) == (2, 0, 4)
     with pytest.raises(ValueError, match="zero or negative"):
         K.Conv2D(4, 3).compute_output_shape((1, 0, 5, 3))
+
+
+def test_asyncio_tasks_share_the_count_and_get_distinct_names():
+    import asyncio
+
+    async def make():
+        return K.Conv2D(2, 3).name
+
+    async def three():
+        return await asyncio.gather(make(), make(), make())
+
+    assert sorted(asyncio.run(three())) == ["conv2d", "conv2d_1", "conv2d_2"]

@@ -446,3 +446,13 @@ def test_pads_helpers():
         (lo, hi), (e_lo, e_hi), (g_lo, g_hi) = pairs[0], engine[0], grow[0]
         assert min(e_lo, e_hi, g_lo, g_hi) >= 0 and engine_op[0] < s[0]
         assert (e_lo - g_lo, e_hi - engine_op[0] - g_hi) == (lo, hi - op[0])  # the same window
+
+
+def test_review_regressions_keep_onnx_refusals():
+    """ConvTranspose with W.shape[0] not divisible by group says the channel rule (it raised
+    KeyError once); float arrays for ints attributes are refused, not truncated."""
+    with pytest.raises(ValueError, match=r"X has C=2 channels; the rule is C % group == 0 .*group=3"):
+        nx.conv_transpose(np.ones((1, 2, 4, 4)), np.ones((2, 3, 3, 3)), group=3)
+    with pytest.raises(TypeError, match=r"strides must be a list of ints"):
+        nx.conv(np.ones((1, 2, 5, 5)), np.ones((2, 2, 3, 3)), strides=np.array([2.5, 2.5]))
+    assert nx.conv(np.ones((1, 2, 5, 5)), np.ones((2, 2, 3, 3)), strides=np.array([2, 2])).shape == (1, 2, 2, 2)
