@@ -1,9 +1,10 @@
-"""Keras's automatic layer names ('conv2d', 'conv2d_1', ...), counted per process or per block.
+"""Keras's automatic layer names ('conv2d', 'conv2d_1', ...), counted per thread or per block.
 
-As in Keras, names are counted for the whole process until :func:`reset_names` (Keras's
-``clear_session()``); a :func:`fresh_names` block counts from scratch in a
-:mod:`contextvars` variable, so a test or a task inside it sees names that do not depend on
-which layers were made before it, and the process's count comes back after the block.
+As in Keras (whose naming state is per thread), names are counted for each thread until
+:func:`reset_names` (Keras's ``clear_session()``); the asyncio tasks of one thread share its
+count.  A :func:`fresh_names` block counts from scratch in a :mod:`contextvars` variable, so a
+test or a task inside it sees names that do not depend on which layers were made before it,
+and the thread's count comes back after the block.
 
 >>> from npconv import keras
 >>> with keras.fresh_names():
@@ -21,14 +22,19 @@ from collections.abc import Iterator
 
 __all__ = ["unique_name", "reset_names", "fresh_names"]
 
-_PROCESS_NAMES: collections.Counter = collections.Counter()  # the count outside any fresh_names block
+_THREAD_NAMES = threading.local()  # each thread's count outside any fresh_names block
 _NAMES_USED: contextvars.ContextVar[collections.Counter] = contextvars.ContextVar("npconv_keras_names")
 _COUNTING = threading.Lock()
 
 
 def _names_used() -> collections.Counter:
-    """The count of each prefix handed out: the innermost fresh_names block's, else the process's."""
-    return _NAMES_USED.get(_PROCESS_NAMES)
+    """The count of each prefix handed out: the innermost fresh_names block's, else this thread's."""
+    scoped = _NAMES_USED.get(None)
+    if scoped is not None:
+        return scoped
+    if not hasattr(_THREAD_NAMES, "counter"):
+        _THREAD_NAMES.counter = collections.Counter()
+    return _THREAD_NAMES.counter
 
 
 def unique_name(prefix: str) -> str:
@@ -52,7 +58,7 @@ def unique_name(prefix: str) -> str:
 
 
 def reset_names() -> None:
-    """Start the names again from 'conv2d' (Keras's ``clear_session()`` does this): the process's
+    """Start the names again from 'conv2d' (Keras's ``clear_session()`` does this): this thread's
     count, or the current fresh_names block's inside one."""
     with _COUNTING:
         _names_used().clear()
