@@ -80,5 +80,7 @@ class _Reporting:
 
 
 def kernels(module_name: str) -> _Reporting:
-    """``npconv.algorithms.<module_name>`` (imported on first use), its kernels reporting a first compile."""
-    return _Reporting(importlib.import_module(f"npconv.algorithms.{module_name}"))
+    """``npconv.algorithms.<module_name>`` (or a dotted ``npconv.…`` name), imported on first use,
+    its kernels reporting a first compile."""
+    name = module_name if module_name.startswith("npconv.") else f"npconv.algorithms.{module_name}"
+    return _Reporting(importlib.import_module(name))
