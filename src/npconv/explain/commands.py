@@ -144,6 +144,8 @@ def run_solve(args: argparse.Namespace) -> int:
 
 
 def run_explain(args: argparse.Namespace) -> int:
+    if args.deformable:
+        return print_deformable_example(args)
     if args.input is None:
         return print_hand_sums()
     from .footprint import explain_input, explain_output, explain_transposed_output
@@ -164,6 +166,18 @@ def run_explain(args: argparse.Namespace) -> int:
     else:
         print(explain_output(x, w, index, padding_mode=args.padding_mode, **common).text())
     return 0
+
+
+def print_deformable_example(args: argparse.Namespace) -> int:
+    """``npconv explain --deformable``: one output of a deformable conv, tap by tap, beside the
+    engine's value (:func:`npconv.explain.deformable_example`); 0 when they agree."""
+    from .deform import DEFORMABLE_EXAMPLE_SETTING, deformable_example
+    if args.input is not None or args.weight is not None:
+        raise ValueError("explain: --deformable prints its own example (a 5x5 input, a 3x3 kernel); "
+                         "leave out --input and --weight")
+    explanation = deformable_example()
+    print(f"{DEFORMABLE_EXAMPLE_SETTING}\n\n{explanation}")
+    return 0 if explanation.agrees else 1
 
 
 def check_explain_sizes(args: argparse.Namespace) -> None:
@@ -341,7 +355,8 @@ def _add_explain(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "explain", help="which inputs and weights make an output (no options: ten sums worked by hand)",
         formatter_class=RAW,
         description="Print one output as the sum of its terms, the outputs one input reaches (--reverse) "
-                    "or the convolution matrix (--matrix). With no options: ten outputs of standard, "
+                    "or the convolution matrix (--matrix); --deformable: one output of a deformable conv, "
+                    "tap by tap. With no options: ten outputs of standard, "
                     "depthwise, grouped, pointwise, dilated and strided convolutions on a numbered input, "
                     "each worked out by hand and checked against npconv.",
         epilog="examples:\n  npconv explain\n"
@@ -349,7 +364,8 @@ def _add_explain(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
                "  npconv explain --input 1,1,5,5 --weight 1,1,3,3 --padding 2 --padding-mode reflect --weights random\n"
                "  npconv explain --input 1,1,6,6 --weight 1,1,3,3 --stride 2 --reverse --index 0,0,2,2\n"
                "  npconv explain --input 1,1,3,3 --weight 1,1,3,3 --stride 2 --transposed --index 0,0,2,2\n"
-               "  npconv explain --input 1,1,4,4 --weight 1,1,3,3 --matrix")
+               "  npconv explain --input 1,1,4,4 --weight 1,1,3,3 --matrix\n"
+               "  npconv explain --deformable")
     p.add_argument("--input", type=ints, help="input shape N,C,*spatial")
     p.add_argument("--weight", type=ints, help="weight shape (conv: C_out,C_in/groups,*k; transposed: C_in,C_out/groups,*k)")
     p.add_argument("--index", type=ints, help="output index N,C,*o (input index with --reverse); default all zeros")
@@ -358,6 +374,8 @@ def _add_explain(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--output-padding", type=int_or_tuple, help="transposed only")
     p.add_argument("--reverse", action="store_true", help="which outputs the input element --index reaches")
     p.add_argument("--matrix", action="store_true", help="print the convolution matrix C")
+    p.add_argument("--deformable", action="store_true",
+                   help="a deformable conv's output tap by tap: sample points, bilinear corners, mask")
     _spec_options(p)
     p.set_defaults(run=run_explain)
 
