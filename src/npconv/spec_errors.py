@@ -46,6 +46,9 @@ rule                         numbers
 ``fold_channels``            channels, kernel, volume
 ``fold_blocks``              columns, blocks, total
 ===========================  ===============================================================
+
+Deformable convolution adds the ``deform_*`` rules of its offset and mask (their table:
+:mod:`npconv.ops.deform_spec`); its plain geometry is ConvSpec's, refused as above.
 """
 
 from __future__ import annotations
