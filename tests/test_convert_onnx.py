@@ -200,7 +200,7 @@ def test_torch_module_to_attributes():
 # ---- refusals ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("args,kwargs,message", [
-    (({"strides": [1]},), {}, r"op_type must be one of \('Conv', 'ConvTranspose'\)"),
+    (({"strides": [1]},), {}, r"op_type must be one of \('Conv', 'ConvTranspose', 'DeformConv'\)"),
     (({"strides": [1]}, "Pool"), {}, r"op_type must be one of"),
     (({"strides": [1], "alpha": 1},), dict(op_type="Conv"), r"unknown attributes \['alpha'\]"),
     (({"auto_pad": "SAME_UPPER", "strides": [2]}, "ConvTranspose"), {}, r"pads depend on the input size"),

@@ -28,10 +28,10 @@ from onnx.reference import ReferenceEvaluator  # noqa: E402
 
 OPS = {"Conv": nx.conv, "ConvTranspose": nx.conv_transpose, "Col2Im": nx.col2im}
 
-# Node tests whose names say "conv" but which test other operators (not in npconv.onnx):
+# Node tests whose names say "conv" but which test other operators (not run here):
 #   test_convinteger_*                 ConvInteger (uint8/int8 inputs, zero points, int32 output)
 #   test_qlinearconv                   QLinearConv (quantised, scales and zero points)
-#   test_*deform_conv*                 DeformConv (offsets and masks; a separate operator)
+#   test_*deform_conv*                 DeformConv: run and pinned in tests/test_onnx_deform.py
 #   test_causal_conv_with_state_*      CausalConvWithState (a stateful sequence op with activations)
 EXCLUDED = re.compile(r"convinteger|qlinearconv|deform_conv|causal_conv_with_state")
 EXPECTED_CASES = {

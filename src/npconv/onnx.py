@@ -1,10 +1,11 @@
-"""ONNX's Conv, ConvTranspose and Col2Im, run on npconv's engine.
+"""ONNX's Conv, ConvTranspose, Col2Im and DeformConv, run on npconv's engine.
 
 Each function follows its ONNX operator spec (opset 22 for Conv/ConvTranspose, 18 for
-Col2Im): inputs as positional arrays, attributes as keyword arguments under their ONNX
-names.  ONNX rules are turned into explicit ``(begin, end)`` pads once (:func:`conv_pads`,
-:func:`conv_transpose_pads`) and then handed to :class:`npconv.spec.ConvSpec`, so there is
-no second convolution here.  The ``onnx`` package is not needed.
+Col2Im, 19 and 22 for DeformConv, :func:`deform_conv` in :mod:`npconv.onnx_deform`): inputs as
+positional arrays, attributes as keyword arguments under their ONNX names.  ONNX rules are
+turned into explicit ``(begin, end)`` pads once (:func:`conv_pads`, :func:`conv_transpose_pads`)
+and then handed to :class:`npconv.spec.ConvSpec`, so there is no second convolution here.  The
+``onnx`` package is not needed.
 
 Shape rules (``ek = (k - 1) * dilation + 1``, the effective kernel)::
 
@@ -20,6 +21,7 @@ Shape rules (``ek = (k - 1) * dilation + 1``, the effective kernel)::
       SAME_* without output_shape: output_shape = in * stride
     Col2Im:         image_shape is given; blocks L = prod(floor((image + pad_begin +
                     pad_end - ek) / stride) + 1)
+    DeformConv:     out as Conv's (no auto_pad); offset and mask have that spatial size
 
 Dtypes: X, W and B share one type (ONNX's ``T``); the result has it.  float16 is computed in
 float32 and returned as float16.  Every refusal (``ValueError``/``TypeError``) names the
@@ -44,7 +46,7 @@ from .onnx_words import ONNX_WORDS
 from .spec import ConvSpec, Pads
 from .spec_errors import ConvRule, worded
 
-__all__ = ["conv", "conv_transpose", "col2im", "conv_pads", "conv_transpose_pads",
+__all__ = ["conv", "conv_transpose", "col2im", "deform_conv", "conv_pads", "conv_transpose_pads",
            "transposed_engine_pads", "AUTO_PADS"]
 
 #: The values ONNX allows for the ``auto_pad`` attribute.
@@ -313,3 +315,7 @@ def _col2im_words(columns: int, image: tuple[int, ...], block: tuple[int, ...], 
                 f"{list(image)}, block_shape={list(block)}, pads={pairs}, strides={list(strides)}, "
                 f"dilations={list(dilations)}")
     return {"fold_channels": channels, "fold_blocks": count, "kernel_fits": count}
+
+
+# last: npconv.onnx_deform reads this module's operand checks (_operands, _of_type, _check_ranks)
+from .onnx_deform import deform_conv  # noqa: E402

@@ -2,7 +2,7 @@
 and PyTorch-style modules, and back.  Round trips give identical outputs."""
 
 from .keras import keras_to_torch, torch_to_keras
-from .onnx import NpconvCall, module_to_onnx_attributes, node_attributes, onnx_node_to_call
+from .onnx import DeformConvCall, NpconvCall, module_to_onnx_attributes, node_attributes, onnx_node_to_call
 
-__all__ = ["keras_to_torch", "torch_to_keras", "NpconvCall", "module_to_onnx_attributes",
+__all__ = ["keras_to_torch", "torch_to_keras", "NpconvCall", "DeformConvCall", "module_to_onnx_attributes",
            "node_attributes", "onnx_node_to_call"]

@@ -1,11 +1,13 @@
-"""ONNX Conv/ConvTranspose nodes as npconv calls and modules, and modules back as ONNX attributes.
+"""ONNX Conv/ConvTranspose/DeformConv nodes as npconv calls and modules, and modules back as ONNX attributes.
 
 :func:`onnx_node_to_call` reads an ``onnx.NodeProto`` duck-typed (``op_type`` and ``attribute``
 with ``name``/``type``/``i``/``ints``/``s``...), so the ``onnx`` package is never imported, or a
 plain dict of attributes with ``op_type``.  The result is an :class:`NpconvCall`: the name of an
 ``npconv.functional`` function and its keyword arguments, with ONNX's pad rules already
 turned into npconv's (explicit ``(lo, hi)`` pairs, or ``'same'``/``'same_lower'``, which are
-ONNX's SAME_UPPER/SAME_LOWER at any stride).  :func:`module_to_onnx_attributes` goes back.
+ONNX's SAME_UPPER/SAME_LOWER at any stride).  A DeformConv node gives a
+:class:`npconv.onnx_deform.DeformConvCall` instead (``npconv.ops.deform_conv2d`` and
+``npconv.nn.DeformConv2d``).  :func:`module_to_onnx_attributes` goes back.
 
 >>> call = onnx_node_to_call({"kernel_shape": [3, 3], "pads": [1, 0, 2, 1], "strides": [2, 2]}, "Conv")
 >>> call.function, call.kwargs["padding"]
@@ -25,14 +27,15 @@ from .. import functional, nn
 from ..arrays import as_real_array
 from ..onnx import (auto_pad_name, check_transposed_attributes, conv_pads, conv_transpose_pads, int_list,
                     ONNX_WORDS, pads_attribute, transposed_engine_pads, zero_extended)
+from ..onnx_deform import ATTRIBUTES as DEFORM_ATTRIBUTES, DeformConvCall, deform_node_call
 from ..spec import check_groups, explicit_pads as npconv_pairs, same_pads
 from ..spec_errors import worded
 
-__all__ = ["NpconvCall", "onnx_node_to_call", "node_attributes", "module_to_onnx_attributes"]
+__all__ = ["NpconvCall", "DeformConvCall", "onnx_node_to_call", "node_attributes", "module_to_onnx_attributes"]
 
 # onnx.AttributeProto.AttributeType values and the field each one fills
 ATTRIBUTE_FIELDS = {1: "f", 2: "i", 3: "s", 6: "floats", 7: "ints", 8: "strings"}
-OP_TYPES = ("Conv", "ConvTranspose")
+OP_TYPES = ("Conv", "ConvTranspose", "DeformConv")
 RUN_TIME_RULES = {"SAME_UPPER": "same", "SAME_LOWER": "same_lower"}
 
 
@@ -187,8 +190,8 @@ def _load_torch(module, w, bias):
 
 
 def onnx_node_to_call(node_or_attrs: Any, op_type: str | None = None, *, input_shape: Sequence[int] | None = None,
-                      weight_shape: Sequence[int] | None = None) -> NpconvCall:
-    """The npconv call equivalent to one ONNX Conv/ConvTranspose node.
+                      weight_shape: Sequence[int] | None = None) -> NpconvCall | DeformConvCall:
+    """The npconv call equivalent to one ONNX Conv/ConvTranspose/DeformConv node.
 
     ``node_or_attrs``: an ``onnx.NodeProto`` (read duck-typed) or a dict of attributes, then with
     ``op_type``.  ``input_shape`` (X's full shape) lets SAME_*/output_shape pads be worked out
@@ -208,7 +211,7 @@ def onnx_node_to_call(node_or_attrs: Any, op_type: str | None = None, *, input_s
         check_groups(op_type, group)
     common = dict(stride=int_list(op_type, "strides", attributes.get("strides"), n, 1, 1),
                   dilation=int_list(op_type, "dilations", attributes.get("dilations"), n, 1, 1), groups=int(group))
-    maker = _transposed_call if op_type == "ConvTranspose" else _conv_call
+    maker = {"ConvTranspose": _transposed_call, "DeformConv": deform_node_call}.get(op_type, _conv_call)
     return maker(attributes, n, kernel, in_spatial, dict(common, kernel_shape=kernel))
 
 
@@ -230,6 +233,7 @@ def _read(node_or_attrs, op_type):
 
 _KNOWN = {"Conv": {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"}}
 _KNOWN["ConvTranspose"] = _KNOWN["Conv"] | {"output_padding", "output_shape"}
+_KNOWN["DeformConv"] = set(DEFORM_ATTRIBUTES)
 
 
 def _kernel(op_type, attributes, weight_shape):
