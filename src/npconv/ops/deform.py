@@ -50,7 +50,9 @@ def _kernels():
 
 
 def _read_operands(op: str, **operands: npt.ArrayLike | None) -> dict[str, np.ndarray | None]:
-    return {name: None if value is None else as_real_array(value, name, op) for name, value in operands.items()}
+    """Each operand as a real array; only ``bias`` and ``mask`` may be None."""
+    return {name: None if value is None and name in ("bias", "mask") else as_real_array(value, name, op)
+            for name, value in operands.items()}
 
 
 def _spec_of(op: str, arrays: dict[str, np.ndarray | None], stride: IntPair, padding: IntPair,
@@ -111,8 +113,9 @@ def deform_conv2d(input: npt.ArrayLike, offset: npt.ArrayLike, weight: npt.Array
     >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
     >>> w = np.ones((1, 1, 1, 1))
     >>> offset = np.full((1, 2, 4, 4), 0.5)          # every sample half a pixel down and right
-    >>> deform_conv2d(x, offset, w)[0, 0, 0, 0]       # the mean of x[0:2, 0:2]
-    2.5
+    >>> deform_conv2d(x, offset, w)[0, 0, :2, :2]     # [0, 0, 0, 0]: the mean of x[0:2, 0:2]
+    array([[2.5, 3.5],
+           [6.5, 7.5]])
     """
     arrays = _read_operands("deform_conv2d", input=input, offset=offset, weight=weight, bias=bias, mask=mask)
     spec = _spec_of("deform_conv2d", arrays, stride, padding, dilation)
@@ -182,7 +185,7 @@ def _prepare(spec: DeformSpec, dtype: np.dtype, x: np.ndarray, offset: np.ndarra
     n, taps, kw = spec.batch, spec.taps, spec.kernel_size[1]
 
     def flat(a: np.ndarray, rows: int) -> np.ndarray:
-        return np.ascontiguousarray(a, dtype=dtype).reshape(n, rows, -1)
+        return np.ascontiguousarray(a, dtype=dtype).reshape(n, rows, a[0, 0].size if n else 0)
 
     i, j = np.divmod(np.arange(taps), kw)
     (sh, sw), (dh, dw), ((top, _), (left, _)) = spec.stride, spec.dilation, spec.pads
@@ -336,7 +339,7 @@ def deform_conv_backward(grad_output: np.ndarray, input: np.ndarray, offset: np.
     dtype, result = compute_dtypes(grad_output, input, offset, weight, mask)
     k, prep = _kernels(), _prepare(spec, dtype, input, offset, mask)
     w = _tap_major_weight(weight, spec, dtype)
-    gy = np.ascontiguousarray(grad_output, dtype=dtype).reshape(spec.batch, spec.out_channels, -1)
+    gy = np.ascontiguousarray(grad_output, dtype=dtype).reshape(spec.batch, spec.out_channels, _positions(spec))
     grads = _empty_grads(spec, dtype, w.shape)
     buffers = _buffer(spec, dtype, prep.run), _buffer(spec, dtype, prep.run)
     for n in range(spec.batch):

@@ -6,7 +6,8 @@ row is zeros.  :func:`sample_table` turns the offsets into, per (position, offse
 the four corners' row indices and bilinear weights, plus the fractional parts (ly, lx) the
 offset gradient needs; a corner outside the image (or every corner of a point outside
 ``-1 < y < H``, ``-1 < x < W``) indexes the zero row with weight 0, so it adds exactly
-``0 * 0`` and the loops have no branch.  A non-finite offset gets NaN weights: its sample is NaN.
+``0 * 0`` and the loops have no branch.  An infinite offset is outside (0, as torchvision's rule
+says); a NaN offset gets NaN weights: its sample is NaN, never silently 0.
 The inner loops then run over contiguous channels, which the compiler vectorises (they index
 slices from 0: a loop index that could be negative keeps Numba's wraparound test, which stops it):
 
@@ -53,7 +54,7 @@ def sample_table(offset, row_base, col_base, first, height, width, one, corners,
 def _point(y, x, height, width, one, corner, weight, frac):
     zero = one - one
     corner[:], weight[:], frac[:] = height * width, zero, zero
-    if not (np.isfinite(y) and np.isfinite(x)):
+    if np.isnan(y) or np.isnan(x):
         weight[:], frac[:] = np.nan, np.nan
         return
     if not (y > -1 and y < height and x > -1 and x < width):
