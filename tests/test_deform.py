@@ -295,3 +295,58 @@ def test_missing_operand_is_named(name):
     operands[name] = None
     with pytest.raises(TypeError, match=f"{name} must be an array, got None"):
         ops.deform_conv2d(**operands)
+
+
+# ---- review findings: runs, threads, the workspace cap, torchvision's geometry ---------------------
+@pytest.mark.parametrize("seed", range(4))
+def test_many_runs_and_one_thread_give_the_same_numbers(seed, monkeypatch):
+    """The engine's runs of output positions (forced to a few positions each) and a one-thread cap
+    change nothing beyond rounding: forward and all five gradients against the reference / defaults."""
+    case = random_deform_case(np.random.default_rng(200 + seed))
+    gy = np.random.default_rng(seed).standard_normal((case.input.shape[0], case.weight.shape[0]) + case.out_size)
+    whole = ops.deform_conv2d_backward(gy, case.input, case.offset, case.weight, **case.kwargs())
+    monkeypatch.setattr(npconv.ops.deform_engine, "CHUNK_TARGET_BYTES", 64)
+    with npconv.config(threads=1):
+        out = deform(case)
+        runs = ops.deform_conv2d_backward(gy, case.input, case.offset, case.weight, **case.kwargs())
+    assert relative_error(out, reference_deform_conv2d(case.input, case.offset, case.weight, **case.kwargs())) <= 1e-12
+    for name, a, b in zip(whole._fields, whole, runs):
+        assert (a is None) == (b is None), name
+        if a is not None:
+            assert relative_error(b, a) <= 1e-12, name
+
+
+def test_sample_columns_are_what_the_weight_multiplies():
+    """sample_columns (N, C*K, P): weight_g @ columns_g + bias is the output, per weight group."""
+    case = random_deform_case(np.random.default_rng(7), with_bias=True)
+    spec = ops.DeformSpec.of(case.input.shape, case.offset.shape, case.weight.shape,
+                             mask_shape=None if case.mask is None else case.mask.shape, stride=case.stride,
+                             padding=case.padding, dilation=case.dilation)
+    columns = ops.sample_columns(case.input, case.offset, case.mask, spec)
+    g = spec.groups
+    w = case.weight.reshape(g, case.weight.shape[0] // g, -1)
+    out = np.matmul(w, columns.reshape(columns.shape[0], g, -1, columns.shape[2])).reshape(
+        (columns.shape[0], case.weight.shape[0]) + case.out_size) + case.bias.reshape(1, -1, 1, 1)
+    assert relative_error(out, reference_deform_conv2d(case.input, case.offset, case.weight, **case.kwargs())) <= 1e-12
+
+
+def test_workspace_cap_refuses_before_any_work():
+    """The channels-last planes and one position's columns must fit under the cap, as conv2d's scratch does."""
+    x, w, offset = np.zeros((1, 64, 128, 128), np.float32), np.zeros((8, 64, 3, 3), np.float32), np.zeros((1, 18, 128, 128), np.float32)
+    with npconv.config(workspace_limit=2**20), pytest.raises(ValueError, match=r"deformable conv needs at least \d+ bytes"):
+        ops.deform_conv2d(x, offset, w, padding=1)
+
+
+@pytest.mark.parametrize("padding", ["same", ((1, 2), (1, 1))])
+def test_torchvision_face_takes_int_or_pair_padding_only(padding):
+    """torchvision's _pair: strings and per-side pads are refused (ONNX's per-side pads: npconv.onnx.deform_conv)."""
+    with pytest.raises(TypeError, match="padding"):
+        ops.deform_conv2d(np.zeros((1, 1, 5, 5)), np.zeros((1, 18, 5, 5)), np.zeros((1, 1, 3, 3)), padding=padding)
+
+
+def test_fewer_input_channels_than_the_weight_reads():
+    """C_in below weight.shape[1] (0 included) is the groups rule, not a made-up groups=0."""
+    for channels in (0, 1):
+        with pytest.raises(npconv.ConvRuleError, match=r"not a multiple of weight.shape\[1\]=2") as error:
+            ops.deform_conv2d(np.zeros((1, channels, 4, 4)), np.zeros((1, 18, 2, 2)), np.zeros((2, 2, 3, 3)))
+        assert error.value.rule == "deform_groups"

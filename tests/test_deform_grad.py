@@ -225,11 +225,10 @@ def test_float32_gradients_close_to_float64(seed):
 
 
 def corner_rule_gradient(image: np.ndarray, y: float, x: float) -> tuple[float, float]:
-    """d(sample)/dy, d(sample)/dx by torchvision's rule: zero outside -1 < y < H, -1 < x < W;
-    else the derivative of the floor cell's bilinear form, corners outside the image being 0."""
+    """d(sample)/dy, d(sample)/dx by torchvision's get_coordinate_weight: the derivative of the
+    floor cell's bilinear form, corners outside the image being 0, with no -1 < y < H test (so a
+    point exactly on y = -1 or x = -1 has a gradient from row / column 0, though it samples 0)."""
     height, width = image.shape
-    if not (-1 < y < height and -1 < x < width):
-        return 0.0, 0.0
     y0, x0 = int(np.floor(y)), int(np.floor(x))
     ly, lx = y - y0, x - x0
     v = [[image[r, c] if 0 <= r < height and 0 <= c < width else 0.0 for c in (x0, x0 + 1)] for r in (y0, y0 + 1)]

@@ -208,3 +208,14 @@ def test_the_cli_prints_the_deformable_example(capsys):
 def test_the_cli_example_takes_no_shapes(capsys):
     assert main(["explain", "--deformable", "--input", "1,1,5,5"]) == 2
     assert "--deformable prints its own example" in capsys.readouterr().err
+
+
+def test_infinite_offset_and_integer_operands_are_read_as_the_engine_reads_them():
+    """An infinite offset samples outside (0, as deform_conv2d gives); int arrays are read as float64."""
+    x = np.arange(25).reshape(1, 1, 5, 5)
+    offset = np.zeros((1, 2, 5, 5))
+    offset[0, 0, 1, 1] = np.inf
+    explanation = explain_deform_output(x, offset, np.ones((1, 1, 1, 1), int), index=(0, 0, 1, 1))
+    assert (explanation.value, explanation.total, explanation.agrees) == (0.0, 0.0, True)
+    with pytest.raises(TypeError, match="offset must be an array, got None"):
+        explain_deform_output(x, None, np.ones((1, 1, 1, 1)), index=(0, 0, 1, 1))

@@ -186,13 +186,14 @@ def deform_words(weight_shape: tuple[int, ...]) -> Mapping[str, Callable[[ConvRu
 
 @dataclass(frozen=True)
 class DeformConvCall:
-    """``npconv.ops.deform_conv2d(X, offset, W, B, **kwargs, mask=mask)``: one ONNX DeformConv node.
+    """One ONNX DeformConv node as an npconv call: ``call(X, W, offset, B, mask)``.
 
-    ``padding`` holds ONNX's per-side pads ((top, bottom), (left, right)).  deform_conv2d and
-    ``npconv.nn.DeformConv2d`` pad symmetrically (as torchvision), so where the two sides
-    differ the call first pads X with zeros by :attr:`front_pads` and passes the symmetric part
-    (:attr:`kwargs`): the same samples, since a corner outside the image counts zero anyway.
-    :meth:`to_module` refuses such pads (a module's ``forward`` takes no pads in front).
+    ``padding`` holds ONNX's per-side pads ((top, bottom), (left, right)), which the engine
+    takes as they are (the call is :func:`npconv.onnx.deform_conv`'s).  ``npconv.ops.deform_conv2d``
+    and ``npconv.nn.DeformConv2d`` pad symmetrically (as torchvision): :attr:`kwargs` are their
+    arguments where the two sides agree; where they differ, pad X with zeros by
+    :attr:`front_pads` first and pass :attr:`kwargs` (the same samples, since a corner outside
+    the image counts zero anyway).  :meth:`to_module` refuses such pads.
 
     ``group``/``offset_group``: the node's, checked against the operands (deform_conv2d infers
     them); ``kernel_shape``: from the node or weight_shape when known, checked against W.
@@ -223,12 +224,9 @@ class DeformConvCall:
         """The node on its inputs, in ONNX's order; ONNX's rules first, in ONNX's words."""
         x, w, off, b, m = _read(X, W, offset, B, mask, self.kernel_shape)
         pads = [lo for lo, _ in self.padding] + [hi for _, hi in self.padding]
-        deform_spec(x, w, off, b, m, dilations=self.dilation, group=self.groups, offset_group=self.offset_groups,
-                    pads=pads, strides=self.stride)
-        front = self.front_pads
-        if front is not None:
-            x = np.pad(x, [(0, 0), (0, 0), *front])
-        return ops.deform_conv2d(x, off, w, b, mask=m, **self.kwargs)
+        spec = deform_spec(x, w, off, b, m, dilations=self.dilation, group=self.groups,
+                           offset_group=self.offset_groups, pads=pads, strides=self.stride)
+        return ops.deform_conv(x, off, w, b, m, spec)
 
     def to_module(self, weight: npt.ArrayLike, bias: npt.ArrayLike | None = None) -> nn.DeformConv2d:
         """An ``npconv.nn.DeformConv2d`` holding ``weight`` and ``bias``; ``forward(X, offset, mask)``."""

@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..ops import DeformSpec, deform_conv
+from ..ops.deform import read_operands
 from .footprint import _at, _check_index, _num
 from .shapes import format_table, html_table
 
@@ -296,8 +297,8 @@ def _tap_term(x: np.ndarray, offset: np.ndarray, weight: np.ndarray, mask: np.nd
     inside = -1 < point[0] < height and -1 < point[1] < width  # False for NaN
     corners = bilinear_corners(x[n, channel], point) if inside else ()
     sample = sum(c.contribution for c in corners)  # torchvision's order: top-left first
-    if not (math.isfinite(point[0]) and math.isfinite(point[1])):
-        sample = math.nan  # the engine's rule: a non-finite offset is never read as "outside"
+    if math.isnan(point[0]) or math.isnan(point[1]):
+        sample = math.nan  # the engine's rule: a NaN offset is never read as "outside" (an infinite one is)
     m = 1.0 if mask is None else float(mask[n, group * spec.taps + t, oy, ox])
     per_group = weight.shape[1]
     w = float(weight[c_out, channel % per_group, i, j])
@@ -359,12 +360,9 @@ def explain_deform_output(input: npt.ArrayLike, offset: npt.ArrayLike, weight: n
     >>> [c.weight for c in e.terms[0].corners], e.value
     ([0.375, 0.125, 0.375, 0.125], 17.5)
     """
-    x, off, w = np.asarray(input), np.asarray(offset), np.asarray(weight)
-    m = None if mask is None else np.asarray(mask)
-    b = None if bias is None else np.asarray(bias)
-    spec = DeformSpec.of(x.shape, off.shape, w.shape, mask_shape=None if m is None else m.shape,
-                         bias_shape=None if b is None else b.shape, stride=stride, padding=padding,
-                         dilation=dilation)
+    operands = read_operands("explain_deform_output", input, offset, weight, bias, mask)
+    x, off, w, b, m = operands
+    spec = operands.spec(stride, padding, dilation, op="explain_deform_output")
     out = deform_conv(x, off, w, b, m, spec)
     n, c_out, oy, ox = _check_index("index", index, out.shape)
     where = (n, c_out, oy, ox)

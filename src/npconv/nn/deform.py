@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import ops
+from ..ops.deform import read_operands
 from ..arrays import as_real_array
 from ..random import generator
 from ..spec import ConvSpec, check_groups
@@ -184,13 +185,11 @@ class DeformConv2d(Module):
             Operands that are not real arrays.
         """
         op = type(self).__name__
-        x, off = as_real_array(input, "input", op), as_real_array(offset, "offset", op)
-        m = None if mask is None else as_real_array(mask, "mask", op)
+        operands = read_operands(op, input, offset, self.weight, self.bias, mask)
+        x, off, _, _, m = operands
         # groups given: the spec checks the input's channels against the module's (left to
         # infer them, a wrong channel count could pass as other groups)
-        spec = ops.DeformSpec.of(x.shape, off.shape, self.weight.shape, mask_shape=None if m is None else m.shape,
-                                 bias_shape=None if self.bias is None else self.bias.shape, stride=self.stride,
-                                 padding=self.padding, dilation=self.dilation, groups=self.groups, op=op)
+        spec = operands.spec(self.stride, self.padding, self.dilation, groups=self.groups, op=op)
         self._saved = (x, off, m, spec)
         return ops.deform_conv(x, off, self.weight, self.bias, m, spec)
 

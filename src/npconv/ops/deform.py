@@ -23,9 +23,10 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from .. import compiled, workspace
-from ..arrays import as_real_array, compute_dtypes
-from .deform_spec import DeformSpec
+from ..arrays import as_real_array
+from ..spec_parsing import ntuple
+from .deform_engine import DeformConvGrads, deform_conv, deform_conv_backward, sample_columns
+from .deform_spec import DeformSpec, Padding
 
 __all__ = ["deform_conv2d", "deform_conv2d_backward", "DeformConvGrads", "deform_conv", "deform_conv_backward",
            "sample_columns"]
@@ -33,33 +34,36 @@ __all__ = ["deform_conv2d", "deform_conv2d_backward", "DeformConvGrads", "deform
 IntPair = int | Sequence[int]
 
 
-class DeformConvGrads(NamedTuple):
-    """The five gradients of a deformable convolution (``mask`` / ``bias``: None where absent)."""
+class Operands(NamedTuple):
+    """A deformable conv's operands read as real arrays (:func:`read_operands`)."""
 
     input: np.ndarray
     offset: np.ndarray
-    mask: np.ndarray | None
     weight: np.ndarray
     bias: np.ndarray | None
+    mask: np.ndarray | None
+
+    def spec(self, stride: IntPair, padding: Padding, dilation: IntPair, *, groups: int | None = None,
+             offset_groups: int | None = None, op: str = "deform_conv2d") -> DeformSpec:
+        """The validated :class:`DeformSpec` of these operands and this geometry."""
+        return DeformSpec.of(self.input.shape, self.offset.shape, self.weight.shape,
+                             mask_shape=None if self.mask is None else self.mask.shape,
+                             bias_shape=None if self.bias is None else self.bias.shape, stride=stride,
+                             padding=padding, dilation=dilation, groups=groups, offset_groups=offset_groups, op=op)
 
 
-def _kernels():
-    if not compiled.available():  # pragma: no cover - Numba is a dependency
-        raise RuntimeError("npconv.ops.deform_conv2d needs Numba's compiled kernels (pip install numba)")
-    return compiled.kernels("npconv.ops.deform_kernels")
+def read_operands(op: str, input: npt.ArrayLike, offset: npt.ArrayLike, weight: npt.ArrayLike,
+                  bias: npt.ArrayLike | None = None, mask: npt.ArrayLike | None = None) -> Operands:
+    """Each operand as a real array (npconv's dtype policy); only ``bias`` and ``mask`` may be None."""
+    return Operands(as_real_array(input, "input", op), as_real_array(offset, "offset", op),
+                    as_real_array(weight, "weight", op), None if bias is None else as_real_array(bias, "bias", op),
+                    None if mask is None else as_real_array(mask, "mask", op))
 
 
-def _read_operands(op: str, **operands: npt.ArrayLike | None) -> dict[str, np.ndarray | None]:
-    """Each operand as a real array; only ``bias`` and ``mask`` may be None."""
-    return {name: None if value is None and name in ("bias", "mask") else as_real_array(value, name, op)
-            for name, value in operands.items()}
-
-
-def _spec_of(op: str, arrays: dict[str, np.ndarray | None], stride: IntPair, padding: IntPair,
-             dilation: IntPair) -> DeformSpec:
-    shape = {name: None if a is None else a.shape for name, a in arrays.items()}
-    return DeformSpec.of(shape["input"], shape["offset"], shape["weight"], mask_shape=shape["mask"],
-                         bias_shape=shape["bias"], stride=stride, padding=padding, dilation=dilation, op=op)
+def _torchvision_geometry(op: str, stride: IntPair, padding: IntPair,
+                          dilation: IntPair) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """torchvision's ``_pair`` of each: an int or two ints (no padding strings, no per-side pairs)."""
+    return (ntuple(stride, 2, "stride", op), ntuple(padding, 2, "padding", op), ntuple(dilation, 2, "dilation", op))
 
 
 def deform_conv2d(input: npt.ArrayLike, offset: npt.ArrayLike, weight: npt.ArrayLike,
@@ -89,14 +93,17 @@ def deform_conv2d(input: npt.ArrayLike, offset: npt.ArrayLike, weight: npt.Array
     bias : array_like, optional
         (C_out,).
     stride, padding, dilation : int or pair of ints
-        As in conv2d (padding: zeros, the same on both sides of a dim).
+        An int or a pair (torchvision's ``_pair``); padding is zeros, the same on both sides of
+        a dim (ONNX's per-side pads: :func:`npconv.onnx.deform_conv`).
     mask : array_like, optional
         (N, G*kh*kw, oh, ow), channel ``g*kh*kw + t``.  None: deformable conv v1.
 
     Returns
     -------
     numpy.ndarray
-        (N, C_out, oh, ow), in the input's dtype (float32 stays float32; see :mod:`npconv.arrays`).
+        (N, C_out, oh, ow), in the operands' dtype by npconv's policy (:mod:`npconv.arrays`):
+        float32 stays float32, float64 float64, mixed operands promote (float32 with float64:
+        float64), float16 is computed in float32, ints and bools are read as float64.
 
     Raises
     ------
@@ -117,9 +124,9 @@ def deform_conv2d(input: npt.ArrayLike, offset: npt.ArrayLike, weight: npt.Array
     array([[2.5, 3.5],
            [6.5, 7.5]])
     """
-    arrays = _read_operands("deform_conv2d", input=input, offset=offset, weight=weight, bias=bias, mask=mask)
-    spec = _spec_of("deform_conv2d", arrays, stride, padding, dilation)
-    return deform_conv(arrays["input"], arrays["offset"], arrays["weight"], arrays["bias"], arrays["mask"], spec)
+    operands = read_operands("deform_conv2d", input, offset, weight, bias, mask)
+    spec = operands.spec(*_torchvision_geometry("deform_conv2d", stride, padding, dilation))
+    return deform_conv(*operands, spec)
 
 
 def deform_conv2d_backward(grad_output: npt.ArrayLike, input: npt.ArrayLike, offset: npt.ArrayLike,
@@ -154,231 +161,9 @@ def deform_conv2d_backward(grad_output: npt.ArrayLike, input: npt.ArrayLike, off
     >>> grads.offset[0, :, 0, 0]                      # d(sum)/d(dy), d(sum)/d(dx) at the first output
     array([4., 1.])
     """
-    arrays = _read_operands("deform_conv2d_backward", input=input, offset=offset, weight=weight, bias=bias,
-                            mask=mask)
-    spec = _spec_of("deform_conv2d_backward", arrays, stride, padding, dilation)
-    gy = as_real_array(grad_output, "grad_output", "deform_conv2d_backward")
-    return deform_conv_backward(gy, arrays["input"], arrays["offset"], arrays["weight"], arrays["mask"], spec,
+    op = "deform_conv2d_backward"
+    operands = read_operands(op, input, offset, weight, bias, mask)
+    spec = operands.spec(*_torchvision_geometry(op, stride, padding, dilation), op=op)
+    gy = as_real_array(grad_output, "grad_output", op)
+    return deform_conv_backward(gy, operands.input, operands.offset, operands.weight, operands.mask, spec,
                                 with_bias=bias is not None)
-
-
-# ---- the engine: validated operands and their spec ------------------------------------------
-
-CHUNK_TARGET_BYTES = 8 * 2**20  # columns of a run of positions: about the L3 cache, as im2col_gemm's boxes
-
-
-class _Prepared(NamedTuple):
-    """One call's operands in the compute dtype, and the per-call constants of the kernels."""
-
-    x: np.ndarray             # (N, C, H*W)
-    offset: np.ndarray        # (N, 2*G*K, P)
-    mask: np.ndarray          # (N, G*K, P); (1, G*K, 1) of zeros, unread, when not masked
-    row_base: np.ndarray      # (K, oh): oy*sh - top + i*dh
-    col_base: np.ndarray      # (K, ow)
-    channel_runs: np.ndarray  # (R, 4): weight group, offset group, first and end channel
-    one: np.floating
-    run: int                  # output positions per run
-
-
-def _prepare(spec: DeformSpec, dtype: np.dtype, x: np.ndarray, offset: np.ndarray,
-             mask: np.ndarray | None) -> _Prepared:
-    n, taps, kw = spec.batch, spec.taps, spec.kernel_size[1]
-
-    def flat(a: np.ndarray, rows: int) -> np.ndarray:
-        return np.ascontiguousarray(a, dtype=dtype).reshape(n, rows, a[0, 0].size if n else 0)
-
-    i, j = np.divmod(np.arange(taps), kw)
-    (sh, sw), (dh, dw), ((top, _), (left, _)) = spec.stride, spec.dilation, spec.pads
-    row_base = (np.arange(spec.out_size[0]) * sh - top + (i * dh)[:, None]).astype(dtype)
-    col_base = (np.arange(spec.out_size[1]) * sw - left + (j * dw)[:, None]).astype(dtype)
-    masks = flat(mask, spec.offset_groups * taps) if mask is not None else np.zeros((1, spec.offset_groups * taps, 1), dtype)
-    per_position = 2 * spec.in_channels * taps * dtype.itemsize  # the columns and their gradient
-    run = max(1, min(_positions(spec), min(CHUNK_TARGET_BYTES, workspace.limit()) // per_position))
-    return _Prepared(flat(x, spec.in_channels), flat(offset, 2 * spec.offset_groups * taps), masks,
-                     row_base, col_base, _channel_runs(spec), dtype.type(1), run)
-
-
-def _channel_runs(spec: DeformSpec) -> np.ndarray:
-    """(weight group, offset group, first, end) for each run of channels sharing both groups."""
-    per_weight, per_offset = spec.in_channels // spec.groups, spec.channels_per_offset_group
-    edges = sorted(set(range(0, spec.in_channels, per_weight)) | set(range(0, spec.in_channels, per_offset)))
-    ends = edges[1:] + [spec.in_channels]
-    return np.array([(c0 // per_weight, c0 // per_offset, c0, c1) for c0, c1 in zip(edges, ends)], np.int64)
-
-
-def _positions(spec: DeformSpec) -> int:
-    return spec.out_size[0] * spec.out_size[1]
-
-
-def _threads() -> int:
-    import numba
-    return numba.get_num_threads()
-
-
-def _runs(spec: DeformSpec, prep: _Prepared) -> list[slice]:
-    """Runs of output positions (row-major) whose columns stay within the chunk target."""
-    total = _positions(spec)
-    return [slice(first, min(first + prep.run, total)) for first in range(0, total, prep.run)]
-
-
-def _channels_last_planes(k, prep: _Prepared, n: int) -> np.ndarray:
-    """Image n as (H*W + 1, C): each pixel's channels contiguous; the extra last row is zeros."""
-    planes = np.empty((prep.x.shape[2] + 1, prep.x.shape[1]), prep.x.dtype)
-    k.transpose(prep.x[n], planes[:-1])
-    planes[-1] = 0
-    return planes
-
-
-class _Table(NamedTuple):
-    corners: np.ndarray  # uint32 (run, G, K, 4)
-    weights: np.ndarray  # (run, G, K, 4)
-    fracs: np.ndarray    # (run, G, K, 2)
-    mask: np.ndarray     # (run, G*K) of the mask, or the unread zeros
-    run: slice
-
-
-def _table(k, spec: DeformSpec, prep: _Prepared, n: int, run: slice) -> _Table:
-    """Image n's corners, weights and fractions for one run of output positions."""
-    shape = (run.stop - run.start, spec.offset_groups, spec.taps)
-    corners = np.empty(shape + (4,), np.uint32)
-    weights, fracs = np.empty(shape + (4,), prep.one.dtype), np.empty(shape + (2,), prep.one.dtype)
-    k.sample_table(prep.offset[n], prep.row_base, prep.col_base, run.start, spec.in_size[0], spec.in_size[1],
-                   prep.one, corners, weights, fracs)
-    mask = np.ascontiguousarray(prep.mask[n, :, run].T) if spec.masked else prep.mask[0].T
-    return _Table(corners, weights, fracs, mask, run)
-
-
-def _run_columns(k, spec: DeformSpec, prep: _Prepared, planes: np.ndarray, table: _Table,
-                 out: np.ndarray) -> np.ndarray:
-    """The columns (Gw, run, K, C/Gw) of one run, into ``out``."""
-    k.gather_columns(planes, table.mask, spec.masked, table.corners, table.weights, prep.channel_runs,
-                     spec.in_channels // spec.groups, out)
-    return out
-
-
-def _buffer(spec: DeformSpec, dtype: np.dtype, count: int) -> np.ndarray:
-    """Columns (or their gradient) of ``count`` positions: (Gw, count, K*C/Gw)."""
-    return np.empty((spec.groups, count, spec.taps * (spec.in_channels // spec.groups)), dtype)
-
-
-def _of_run(buffer: np.ndarray, count: int, spec: DeformSpec) -> np.ndarray:
-    """A contiguous (Gw, count, K, C/Gw) view at the start of a buffer."""
-    size = spec.groups * count * buffer.shape[2]
-    return buffer.reshape(-1)[:size].reshape(spec.groups, count, spec.taps, -1)
-
-
-def _tap_major_weight(weight: np.ndarray, spec: DeformSpec, dtype: np.dtype) -> np.ndarray:
-    """(Gw, C_out/Gw, K*C/Gw): each group's weight, taps outer, as the columns are laid out."""
-    c_out, per_group = spec.out_channels, spec.in_channels // spec.groups
-    w = np.asarray(weight, dtype=dtype).reshape(c_out, per_group, spec.taps).transpose(0, 2, 1)
-    return np.ascontiguousarray(w).reshape(spec.groups, c_out // spec.groups, spec.taps * per_group)
-
-
-def _grouped(matrix: np.ndarray, groups: int) -> np.ndarray:
-    """(rows, P) -> (groups, rows/groups, P), a view."""
-    return matrix.reshape(groups, matrix.shape[0] // groups, matrix.shape[1])
-
-
-def deform_conv(input: np.ndarray, offset: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
-                mask: np.ndarray | None, spec: DeformSpec) -> np.ndarray:
-    """The forward pass for operands already validated by ``spec`` (:meth:`DeformSpec.of`).
-
-    Returns
-    -------
-    numpy.ndarray
-        (N, C_out, oh, ow) in the operands' result dtype.
-    """
-    dtype, result = compute_dtypes(input, offset, weight, bias, mask)
-    k, prep = _kernels(), _prepare(spec, dtype, input, offset, mask)
-    w = _tap_major_weight(weight, spec, dtype)
-    out = np.empty((spec.batch, spec.out_channels, _positions(spec)), dtype)
-    buffer = _buffer(spec, dtype, prep.run)
-    for n in range(spec.batch):
-        planes = _channels_last_planes(k, prep, n)
-        for run in _runs(spec, prep):
-            count = run.stop - run.start
-            columns = _run_columns(k, spec, prep, planes, _table(k, spec, prep, n, run), _of_run(buffer, count, spec))
-            np.matmul(w, columns.reshape(spec.groups, count, -1).transpose(0, 2, 1),
-                      out=_grouped(out[n, :, run], spec.groups))
-    if bias is not None:
-        out += bias.astype(dtype).reshape(1, -1, 1)
-    return out.reshape((spec.batch, spec.out_channels) + spec.out_size).astype(result, copy=False)
-
-
-def sample_columns(input: np.ndarray, offset: np.ndarray, mask: np.ndarray | None, spec: DeformSpec) -> np.ndarray:
-    """The sampled, mask-scaled columns ``(N, C_in*kh*kw, oh*ow)``, row ``c*kh*kw + i*kw + j``.
-
-    What the weight multiplies: ``deform_conv2d`` is, per weight group, ``weight_g`` (as
-    ``(C_out/g, C_in/g*kh*kw)``) times these rows, plus the bias.  In the compute dtype of
-    ``input``, ``offset`` and ``mask``.
-    """
-    dtype, _ = compute_dtypes(input, offset, mask)
-    k, prep = _kernels(), _prepare(spec, dtype, input, offset, mask)
-    out = np.empty((spec.batch, spec.groups, spec.in_channels // spec.groups, spec.taps, _positions(spec)), dtype)
-    buffer = _buffer(spec, dtype, prep.run)
-    for n in range(spec.batch):
-        planes = _channels_last_planes(k, prep, n)
-        for run in _runs(spec, prep):
-            columns = _run_columns(k, spec, prep, planes, _table(k, spec, prep, n, run),
-                                   _of_run(buffer, run.stop - run.start, spec))
-            out[n, ..., run] = columns.transpose(0, 3, 2, 1)
-    return out.reshape(spec.batch, spec.in_channels * spec.taps, -1)
-
-
-def _check_grad_output(spec: DeformSpec, shape: tuple[int, ...]) -> None:
-    expected = (spec.batch, spec.out_channels) + spec.out_size
-    if tuple(shape) != expected:
-        raise ValueError(f"{spec.conv.op}: grad_output has shape {list(shape)}, but this deformable convolution "
-                         f"gives {list(expected)}")
-
-
-def deform_conv_backward(grad_output: np.ndarray, input: np.ndarray, offset: np.ndarray, weight: np.ndarray,
-                         mask: np.ndarray | None, spec: DeformSpec, *, with_bias: bool = True) -> DeformConvGrads:
-    """The five gradients for operands already validated by ``spec`` (see :func:`deform_conv2d_backward`)."""
-    _check_grad_output(spec, grad_output.shape)
-    dtype, result = compute_dtypes(grad_output, input, offset, weight, mask)
-    k, prep = _kernels(), _prepare(spec, dtype, input, offset, mask)
-    w = _tap_major_weight(weight, spec, dtype)
-    gy = np.ascontiguousarray(grad_output, dtype=dtype).reshape(spec.batch, spec.out_channels, _positions(spec))
-    grads = _empty_grads(spec, dtype, w.shape)
-    buffers = _buffer(spec, dtype, prep.run), _buffer(spec, dtype, prep.run)
-    for n in range(spec.batch):
-        planes, grads["planes"][:] = _channels_last_planes(k, prep, n), 0
-        for run in _runs(spec, prep):
-            _backward_run(k, spec, prep, planes, _table(k, spec, prep, n, run), w, gy[n], buffers, grads, n)
-        k.transpose(grads["planes"][:-1], grads["input"][n])
-
-    def shaped(name: str, like: np.ndarray) -> np.ndarray:
-        return grads[name].reshape(like.shape).astype(result, copy=False)
-
-    per_group = spec.in_channels // spec.groups
-    grads["weight"] = grads["weight"].reshape(spec.out_channels, spec.taps, per_group).transpose(0, 2, 1)
-    return DeformConvGrads(shaped("input", input), shaped("offset", offset),
-                           None if mask is None else shaped("mask", mask), shaped("weight", weight),
-                           gy.sum(axis=(0, 2)).astype(result) if with_bias else None)
-
-
-def _empty_grads(spec: DeformSpec, dtype: np.dtype, weight_matrices: tuple[int, ...]) -> dict[str, np.ndarray]:
-    n, positions, pixels = spec.batch, _positions(spec), spec.in_size[0] * spec.in_size[1]
-    return {"planes": np.zeros((pixels + 1, spec.in_channels), dtype),
-            "input": np.zeros((n, spec.in_channels, pixels), dtype),
-            "offset": np.zeros((n, 2 * spec.offset_groups * spec.taps, positions), dtype),
-            "mask": np.zeros((n, spec.offset_groups * spec.taps, positions), dtype),
-            "weight": np.zeros(weight_matrices, dtype)}
-
-
-def _backward_run(k, spec: DeformSpec, prep: _Prepared, planes: np.ndarray, table: _Table, w: np.ndarray,
-                  gy_n: np.ndarray, buffers: tuple[np.ndarray, np.ndarray], grads: dict[str, np.ndarray],
-                  n: int) -> None:
-    """One run's share of every gradient: two GEMMs, the scatter to the input, the coordinate sums."""
-    run, count = table.run, table.run.stop - table.run.start
-    columns = _run_columns(k, spec, prep, planes, table, _of_run(buffers[0], count, spec))
-    gy_run = _grouped(gy_n[:, run], spec.groups)
-    grads["weight"] += gy_run @ columns.reshape(spec.groups, count, -1)
-    grad_columns = _of_run(buffers[1], count, spec)
-    np.matmul(gy_run.transpose(0, 2, 1), w, out=grad_columns.reshape(spec.groups, count, -1))
-    per_group = spec.in_channels // spec.groups
-    k.scatter_input_grad(grad_columns, table.mask, spec.masked, table.corners, table.weights, prep.channel_runs,
-                         per_group, prep.one, max(1, min(spec.in_channels // 16, _threads())), grads["planes"])
-    k.coordinate_grads(planes, grad_columns, table.mask, spec.masked, table.corners, table.fracs,
-                       prep.channel_runs, per_group, prep.one, run.start, grads["offset"][n], grads["mask"][n])

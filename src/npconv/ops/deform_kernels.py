@@ -5,9 +5,13 @@ are transposed to ``(H*W + 1, C)``: each pixel's channels are contiguous, and th
 row is zeros.  :func:`sample_table` turns the offsets into, per (position, offset group, tap),
 the four corners' row indices and bilinear weights, plus the fractional parts (ly, lx) the
 offset gradient needs; a corner outside the image (or every corner of a point outside
-``-1 < y < H``, ``-1 < x < W``) indexes the zero row with weight 0, so it adds exactly
-``0 * 0`` and the loops have no branch.  An infinite offset is outside (0, as torchvision's rule
-says); a NaN offset gets NaN weights: its sample is NaN, never silently 0.
+``-1 <= y < H``, ``-1 <= x < W``) indexes the zero row with weight 0, so it adds exactly
+``0 * 0`` and the loops have no branch.  A point exactly on ``y = -1`` (or ``x = -1``) keeps its
+corners: its bilinear weights are 0 there (``ly = 0``), so it samples 0 as torchvision's
+``-1 < y`` rule says, while the offset gradient sees the row-0 (column-0) values as
+torchvision's floor-cell derivative does (the usual case: the top and left taps of a padded
+layer with zero offsets).  Only an infinite pixel on that row would differ (0 * inf).  An
+infinite offset is outside (0); a NaN offset gets NaN weights: its sample is NaN, never silently 0.
 The inner loops then run over contiguous channels, which the compiler vectorises (they index
 slices from 0: a loop index that could be negative keeps Numba's wraparound test, which stops it):
 
@@ -37,7 +41,7 @@ def sample_table(offset, row_base, col_base, first, height, width, one, corners,
     """Tables of output positions [first, first + run) of one image.
 
     offset (2*G*K, P); row_base (K, oh) = oy*sh - top + i*dh, col_base (K, ow) likewise, in the
-    compute dtype; corners uint32 (run, G, K, 4); weights (run, G, K, 4); fracs (run, G, K, 2).
+    compute dtype; corners uint64 (run, G, K, 4); weights (run, G, K, 4); fracs (run, G, K, 2).
     """
     run, groups, taps = corners.shape[0], corners.shape[1], corners.shape[2]
     out_w = col_base.shape[1]
@@ -57,7 +61,7 @@ def _point(y, x, height, width, one, corner, weight, frac):
     if np.isnan(y) or np.isnan(x):
         weight[:], frac[:] = np.nan, np.nan
         return
-    if not (y > -1 and y < height and x > -1 and x < width):
+    if not (y >= -1 and y < height and x >= -1 and x < width):
         return
     y_low, x_low = np.floor(y), np.floor(x)
     ly, lx = y - y_low, x - x_low

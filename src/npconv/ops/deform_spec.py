@@ -24,15 +24,15 @@ rule                       numbers
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, cast
 
 from ..spec import ConvSpec, check_operands
 from ..spec_errors import ConvRuleError
 
-__all__ = ["DeformSpec"]
+__all__ = ["DeformSpec", "Padding"]
 
 Pair = tuple[int, int]
-PadsOrInts = int | Sequence[int] | Sequence[Sequence[int]]
+Padding = int | Sequence[int] | Sequence[Sequence[int]]
 
 
 def _refuse(op: str, rule: str, param: str, message: str, **numbers: object) -> ConvRuleError:
@@ -49,7 +49,7 @@ def _check_ranks(op: str, shapes: dict[str, Sequence[int] | None]) -> None:
 def _inferred_groups(op: str, in_channels: int, weight_shape: Sequence[int], groups: int | None) -> int:
     """Weight groups: C_in // weight.shape[1] (torchvision's rule), checked against ``groups`` if given."""
     per_group = weight_shape[1]
-    if groups is None and (per_group < 1 or in_channels % per_group):
+    if groups is None and (per_group < 1 or in_channels < per_group or in_channels % per_group):
         raise _refuse(op, "deform_groups", "weight",
                       f"the input's {in_channels} channels are not a multiple of weight.shape[1]={per_group} "
                       f"(the channels per weight group); weight {tuple(weight_shape)}",
@@ -113,7 +113,7 @@ class DeformSpec:
     @classmethod
     def of(cls, input_shape: Sequence[int], offset_shape: Sequence[int], weight_shape: Sequence[int], *,
            mask_shape: Sequence[int] | None = None, bias_shape: Sequence[int] | None = None,
-           stride: int | Sequence[int] = 1, padding: PadsOrInts = 0, dilation: int | Sequence[int] = 1,
+           stride: int | Sequence[int] = 1, padding: Padding = 0, dilation: int | Sequence[int] = 1,
            groups: int | None = None, offset_groups: int | None = None, op: str = "deform_conv2d") -> "DeformSpec":
         """Validate the operands' shapes and the geometry; every refusal comes before any work.
 
@@ -144,7 +144,7 @@ class DeformSpec:
         weight_groups = _inferred_groups(op, in_channels, weight_shape, groups)
         conv = ConvSpec.build(kernel, stride, padding, dilation, weight_groups, op=op)
         out_channels = check_operands(conv, input_shape, weight_shape, bias_shape)
-        out_size = conv.out_spatial(input_shape[2:])
+        out_size = cast(Pair, conv.out_spatial(input_shape[2:]))
         taps = conv.kernel_volume
         g = _offset_groups(op, offset_shape[1], taps, in_channels, offset_groups)
         _check_follower(op, "offset", offset_shape, input_shape[0], out_size)
@@ -155,7 +155,7 @@ class DeformSpec:
                               f"tap and offset group), got {mask_shape[1]}",
                               channels=mask_shape[1], expected=g * taps, offset_groups=g, taps=taps)
             _check_follower(op, "mask", mask_shape, input_shape[0], out_size)
-        return cls(conv, input_shape[0], in_channels, out_channels, tuple(input_shape[2:]), out_size,
+        return cls(conv, input_shape[0], in_channels, out_channels, (input_shape[2], input_shape[3]), out_size,
                    g, mask_shape is not None)
 
     @property
@@ -165,20 +165,20 @@ class DeformSpec:
 
     @property
     def kernel_size(self) -> Pair:
-        return self.conv.kernel_size
+        return cast(Pair, self.conv.kernel_size)
 
     @property
     def stride(self) -> Pair:
-        return self.conv.stride
+        return cast(Pair, self.conv.stride)
 
     @property
     def dilation(self) -> Pair:
-        return self.conv.dilation
+        return cast(Pair, self.conv.dilation)
 
     @property
     def pads(self) -> tuple[Pair, Pair]:
         """((top, bottom), (left, right)); samples use the begin pads, the output size both."""
-        return self.conv.padding
+        return cast(tuple[Pair, Pair], self.conv.padding)
 
     @property
     def taps(self) -> int:
