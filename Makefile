@@ -38,9 +38,10 @@ fuzz: $(VENV)/.installed-test
 docs: $(VENV)/.installed-test
 	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
-# the environment advice (npconv.cpu) must be in place before NumPy/SciPy load OpenBLAS
+# the environment advice (npconv.cpu) must be in place before NumPy/SciPy load OpenBLAS;
+# the layer suite, then the deformable conv rows (bench/deform.py)
 bench: $(VENV)/.installed-test
-	eval "$$($(BIN)/npconv environment)"; $(BIN)/python bench/layers.py
+	eval "$$($(BIN)/npconv environment)"; $(BIN)/python bench/layers.py && $(BIN)/python bench/deform.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache docs/_build
