@@ -199,3 +199,22 @@ def require_executable(name: str, why: str) -> str:
     if path is None or not (os.path.isfile(path) and os.access(path, os.X_OK)):
         oracle_missing(f"{why} needs the program {name}")
     return path
+
+
+def onnx_node_case_data(case):
+    """An onnx backend node case as (model, [(inputs, outputs), ...]): in memory (onnx >= 1.19) or
+    read from its model_dir on disk."""
+    if case.model_dir is None:
+        return case.model, case.data_sets
+    import glob
+    import os
+
+    import onnx
+    from onnx import numpy_helper
+    model = onnx.load(os.path.join(case.model_dir, "model.onnx"))
+    sets = []
+    for folder in sorted(glob.glob(os.path.join(case.model_dir, "test_data_set_*"))):
+        read = [[numpy_helper.to_array(onnx.load_tensor(f)) for f in
+                 sorted(glob.glob(os.path.join(folder, f"{kind}_*.pb")))] for kind in ("input", "output")]
+        sets.append(tuple(read))
+    return model, sets

@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as TF
 
 import npconv.onnx as nx
-from helpers import require
+from helpers import onnx_node_case_data, require
 
 onnx = require("onnx", "ONNX's node tests and reference evaluator")
-from onnx import helper, numpy_helper  # noqa: E402
+from onnx import helper  # noqa: E402
 from onnx.backend.test.loader import load_model_tests  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 
@@ -52,20 +52,6 @@ def _all_node_cases():
         return load_model_tests(kind="node")
 
 
-def _load(case):
-    """(model, [(inputs, outputs), ...]): in memory (onnx >= 1.19) or from model_dir on disk."""
-    if case.model_dir is None:
-        return case.model, case.data_sets
-    import glob
-    import os
-    model = onnx.load(os.path.join(case.model_dir, "model.onnx"))
-    sets = []
-    for folder in sorted(glob.glob(os.path.join(case.model_dir, "test_data_set_*"))):
-        read = [[numpy_helper.to_array(onnx.load_tensor(f)) for f in
-                 sorted(glob.glob(os.path.join(folder, f"{kind}_*.pb")))] for kind in ("input", "output")]
-        sets.append(tuple(read))
-    return model, sets
-
 
 ALL_CASES = _all_node_cases()
 NODE_CASES = {c.name: c for c in ALL_CASES
@@ -87,7 +73,7 @@ def _attributes(node) -> dict:
 @pytest.mark.parametrize("name", sorted(EXPECTED_CASES))
 def test_onnx_node_case(name):
     case = NODE_CASES[name]
-    model, data_sets = _load(case)
+    model, data_sets = onnx_node_case_data(case)
     (node,) = model.graph.node
     assert node.op_type in OPS
     assert data_sets

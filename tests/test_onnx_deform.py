@@ -17,10 +17,10 @@ import pytest
 import npconv.nn as nn
 import npconv.onnx as nx
 from npconv.convert.onnx import DeformConvCall, onnx_node_to_call
-from helpers import require
+from helpers import onnx_node_case_data, require
 
 onnx = require("onnx", "ONNX's DeformConv node cases and reference evaluator")
-from onnx import helper, numpy_helper  # noqa: E402
+from onnx import helper  # noqa: E402
 from onnx.backend.test.loader import load_model_tests  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 
@@ -38,20 +38,6 @@ def _deform_cases():
     return {c.name: c for c in cases if "deform_conv" in c.name
             or (c.model is not None and any(n.op_type == "DeformConv" for n in c.model.graph.node))}
 
-
-def _load(case):
-    """(model, [(inputs, outputs), ...]): in memory (onnx >= 1.19) or from model_dir on disk."""
-    if case.model_dir is None:
-        return case.model, case.data_sets
-    import glob
-    import os
-    model = onnx.load(os.path.join(case.model_dir, "model.onnx"))
-    sets = []
-    for folder in sorted(glob.glob(os.path.join(case.model_dir, "test_data_set_*"))):
-        read = [[numpy_helper.to_array(onnx.load_tensor(f)) for f in
-                 sorted(glob.glob(os.path.join(folder, f"{kind}_*.pb")))] for kind in ("input", "output")]
-        sets.append(tuple(read))
-    return model, sets
 
 
 NODE_CASES = _deform_cases()
@@ -75,7 +61,7 @@ def _named_inputs(node, inputs) -> dict:
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_CASES))
 def test_onnx_node_case(name):
-    model, data_sets = _load(NODE_CASES[name])
+    model, data_sets = onnx_node_case_data(NODE_CASES[name])
     (node,) = model.graph.node
     assert node.op_type == "DeformConv" and data_sets
     for inputs, (want,) in data_sets:
