@@ -11,7 +11,9 @@ leave the image), mask = sigmoid(standard normal).  Rows:
   forward + backward adds ``npconv.grad.conv_input``, ``conv_weight`` and ``conv_bias``;
 - the same with ``im2col_gemm`` forced (``npconv.config``): the plain conv on the deformable
   path's scheme (columns, then one GEMM), so that its ratio is the cost of the sampling alone;
-- torch's ``conv2d`` of the same shape, forward; forward + backward by autograd.
+- torch's ``conv2d`` of the same shape, forward; forward + backward by autograd;
+- ONNX Runtime's DeformConv (bench/peers.py) on the same offsets and mask, forward only (it has
+  no gradients); its output must match npconv's within 1e-4 of the largest value.
 
 Figures per row: ms (median of the turns), GFLOP/s counting the GEMM's work only, 2 * N * C_out *
 C_in * 9 * oh * ow for the forward and 3x that for forward + backward (the bilinear sampling is
@@ -45,6 +47,7 @@ import npconv.grad
 import npconv.ops
 from layers import chosen_algorithm, make_case, max_error, print_machine, time_turns, versions
 from npconv.cpu import cpu_model
+from peers import onnx_runtime_deform_conv
 from roofline import measure_machine, roofline_floor
 
 # the neck layer in bench/layers.py's row format: (row, name, N, C_in, spatial, C_out, k, stride,
@@ -126,16 +129,23 @@ def measure(repeats: int, block: int, rates: dict) -> dict:
         forward[name], forward_backward[name] = deform_calls(case, offset, mask, gy)
         first[name] = first_call_ms(forward[name])
         first[name + "_backward"] = first_call_ms(forward_backward[name])
-        bytes_moved[name] = case.bytes_moved + offset.nbytes + mask.nbytes
+        forward[f"ort_g{g}"] = onnx_runtime_deform_conv(case.x, case.w, case.b, offset, mask, padding=1,
+                                                        threads=os.cpu_count())
+        checks[f"ort_g{g}_vs_npconv"] = float(np.abs(forward[f"ort_g{g}"]() - forward[name]()).max()
+                                              / np.abs(forward[name]()).max())
+        if checks[f"ort_g{g}_vs_npconv"] > 1e-4:
+            raise SystemExit(f"ONNX Runtime's DeformConv differs from npconv's: {checks[f'ort_g{g}_vs_npconv']:.1e}")
+        bytes_moved[name] = bytes_moved[f"ort_g{g}"] = case.bytes_moved + offset.nbytes + mask.nbytes
     forward["torch"], forward_backward["torch"] = case.torch_forward, case.torch_forward_backward
     bytes_moved["conv2d"] = bytes_moved["conv2d_gemm"] = bytes_moved["torch"] = case.bytes_moved
     # time_turns's ratios are to the entry named "npconv": the plain conv2d goes first under that name
     order = ["conv2d", "conv2d_gemm"] + [f"deform_g{g}" for g in OFFSET_GROUPS] + ["torch"]
+    order += [f"ort_g{g}" for g in OFFSET_GROUPS]
     timed = {}
     for section, calls, flops, grad_mode in (("forward", forward, case.flops, torch.no_grad()),
                                              ("forward_backward", forward_backward, 3 * case.flops,
                                               contextlib.nullcontext())):
-        named = {("npconv" if k == "conv2d" else k): calls[k] for k in order}
+        named = {("npconv" if k == "conv2d" else k): calls[k] for k in order if k in calls}
         with grad_mode:
             medians, ratios = time_turns(named, repeats, block)
         timed[section] = {k: dict(ms=medians[key] * 1e3, gflops=flops / medians[key] / 1e9,
@@ -144,7 +154,7 @@ def measure(repeats: int, block: int, rates: dict) -> dict:
     rows = []
     for k in order:
         floor = roofline_floor(case.flops, bytes_moved[k], rates, case.x.dtype)
-        rows.append(dict(name=k, forward=timed["forward"][k], forward_backward=timed["forward_backward"][k],
+        rows.append(dict(name=k, forward=timed["forward"][k], forward_backward=timed["forward_backward"].get(k),
                          floor_ms=floor * 1e3, vs_floor=timed["forward"][k]["ms"] / 1e3 / floor,
                          first_call_ms=first.get(k), first_backward_ms=first.get(k + "_backward")))
     return dict(layer=dict(batch=LAYER[2], in_channels=LAYER[3], size=list(LAYER[4]), out_channels=LAYER[5],
@@ -156,7 +166,9 @@ def measure(repeats: int, block: int, rates: dict) -> dict:
 def label(name: str, algorithm: str = "plain") -> str:
     plain = {"conv2d": f"npconv conv2d ({algorithm})", "conv2d_gemm": "npconv conv2d (im2col_gemm)",
              "torch": "torch conv2d"}
-    return plain.get(name) or f"DCNv2, offset groups {name.split('_g')[1]}"
+    groups = name.split("_g")[-1]
+    return plain.get(name) or (f"ONNX Runtime DeformConv, G {groups}" if name.startswith("ort")
+                               else f"DCNv2, offset groups {groups}")
 
 
 def print_table(result: dict, threads: int) -> None:
@@ -165,16 +177,18 @@ def print_table(result: dict, threads: int) -> None:
           f"{layer['size'][0]}x{layer['size'][1]}, float32, {threads} threads; GFLOP/s counts the GEMM only "
           f"(2*N*C_out*C_in*9*oh*ow = {layer['gemm_flops'] / 1e9:.2f} GFLOP forward, 3x that forward + backward; "
           "Winograd does fewer multiplications, so it can pass the GEMM rate and its floor)")
-    print(f"{'layer':<28} {'ms':>8} {'GFLOP/s':>8} {'/conv2d':>8} {'/torch':>7} {'floor ms':>8} {'/floor':>7}   "
+    print(f"{'layer':<32} {'ms':>8} {'GFLOP/s':>8} {'/conv2d':>8} {'/torch':>7} {'floor ms':>8} {'/floor':>7}   "
           f"{'fwd+bwd ms':>10} {'/conv2d':>8} {'/torch':>7}")
     for r in result["rows"]:
         f, b = r["forward"], r["forward_backward"]
-        print(f"{label(r['name'], result['checks']['conv2d_algorithm']):<28} {f['ms']:>8.1f} {f['gflops']:>8.1f} {f['vs_conv2d']:>7.2f}x "
-              f"{f['vs_torch']:>6.2f}x {r['floor_ms']:>8.1f} {r['vs_floor']:>6.1f}x   {b['ms']:>10.1f} "
-              f"{b['vs_conv2d']:>7.2f}x {b['vs_torch']:>6.2f}x")
+        backward = (f"{b['ms']:>10.1f} {b['vs_conv2d']:>7.2f}x {b['vs_torch']:>6.2f}x" if b
+                    else f"{'-':>10} {'-':>8} {'-':>7}")
+        print(f"{label(r['name'], result['checks']['conv2d_algorithm']):<32} {f['ms']:>8.1f} {f['gflops']:>8.1f} "
+              f"{f['vs_conv2d']:>7.2f}x {f['vs_torch']:>6.2f}x {r['floor_ms']:>8.1f} {r['vs_floor']:>6.1f}x   {backward}")
     checks = result["checks"]
     print(f"\nchecks: zero offsets + unit mask vs conv2d {checks['zero_offset_vs_conv2d']:.1e} of the largest output; "
-          f"conv2d ({checks['conv2d_algorithm']}) vs torch {checks['conv2d_vs_torch']:.1e}")
+          f"conv2d ({checks['conv2d_algorithm']}) vs torch {checks['conv2d_vs_torch']:.1e}; ONNX Runtime's "
+          f"DeformConv vs npconv's " + ", ".join(f"{checks[f'ort_g{g}_vs_npconv']:.1e}" for g in OFFSET_GROUPS))
     firsts = ", ".join(f"offset groups {r['name'].split('_g')[1]}: {r['first_call_ms']:.0f} ms, backward "
                        f"{r['first_backward_ms']:.0f} ms" for r in result["rows"] if r["first_call_ms"] is not None)
     print(f"first calls (Numba compiles or cache loads, untimed above): {firsts}")

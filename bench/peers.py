@@ -7,6 +7,8 @@ Runtime's CPU provider with its default graph optimisations (which rewrite the C
 blocked NCHWc layout, weights pre-packed once at session creation, so not in the timed calls),
 ``intra_op_num_threads`` = the threads the other libraries get, ``inter_op_num_threads`` = 1.
 ONNX Runtime has no float64 Conv on CPU: :func:`onnx_runtime_conv` returns None for it.
+:func:`onnx_runtime_deform_conv` is the same for one DeformConv node (opset 19; offset and mask
+as graph inputs beside x, as a detection model feeds them from its offset branch).
 
     call = onnx_runtime_conv(x, w, b, stride=1, padding=1, dilation=1, groups=1, transposed=False,
                              padding_mode="zeros", threads=2)
@@ -67,6 +69,24 @@ def conv_model(x_shape, w, b, *, stride, padding, dilation, groups, transposed, 
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION)
     onnx.checker.check_model(model)
     return model
+
+
+def onnx_runtime_deform_conv(x, w, b, offset, mask, *, padding, threads):
+    """A callable running one DeformConv node (offset groups read from ``offset``) in ONNX Runtime."""
+    k = list(w.shape[2:])
+    node = helper.make_node("DeformConv", ["x", "w", "offset", "b", "mask"], ["y"], kernel_shape=k,
+                            pads=[padding] * 4, offset_group=offset.shape[1] // (2 * k[0] * k[1]))
+    inputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, list(a.shape))
+              for name, a in (("x", x), ("offset", offset), ("mask", mask))]
+    graph = helper.make_graph([node], "npconv_bench_deform_conv", inputs,
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "c", "h", "w"])],
+                              initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)], ir_version=9)
+    onnx.checker.check_model(model)
+    session = ort.InferenceSession(model.SerializeToString(), session_options(threads),
+                                   providers=["CPUExecutionProvider"])
+    feed = {"x": x, "offset": offset, "mask": mask}
+    return lambda: session.run(None, feed)[0]
 
 
 def _per_axis(value, n: int) -> list:
