@@ -155,7 +155,7 @@ def _valid(padded: Any, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec, hin
     """The 'valid' convolution of an already padded dask array, block by block with right halos."""
     out_spatial = spec.out_spatial(padded.shape[2:])
     halos = tuple(max(ek - s, 0) for ek, s in zip(spec.effective_kernel, spec.stride))
-    blocks = tuple(_output_blocks(out, max(h, math.ceil(halo / s)), s) for out, h, halo, s in
+    blocks = tuple(_output_blocks(out, max(h, math.ceil(halo / s))) for out, h, halo, s in
                    zip(out_spatial, hint, halos, spec.stride))
     starts = tuple(_input_chunks(dim, s, size) for dim, s, size in zip(blocks, spec.stride, padded.shape[2:]))
     aligned = padded.rechunk((padded.chunks[0], -1) + starts)
@@ -164,12 +164,11 @@ def _valid(padded: Any, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec, hin
     return _blockwise(overlapped, w, b, spec, blocks)
 
 
-def _output_blocks(out: int, size: int, stride: int) -> tuple[int, ...]:
-    """``out`` positions in blocks of ``size`` (the last one the rest, merged if it is short)."""
-    count = max(1, out // size)
-    sizes = [size] * count
-    sizes[-1] += out - size * count
-    return tuple(sizes)
+def _output_blocks(out: int, size: int) -> tuple[int, ...]:
+    """``out`` positions in blocks of ``size``, the last one the rest (its input chunk holds at least
+    one whole window, so it is never shorter than the halo its neighbour borrows)."""
+    full, rest = divmod(out, size)
+    return (size,) * full + ((rest,) if rest else ())
 
 
 def _input_chunks(blocks: tuple[int, ...], stride: int, padded: int) -> tuple[int, ...]:
@@ -197,26 +196,35 @@ def _conv_block(block: np.ndarray, weight: np.ndarray, bias: np.ndarray | None =
     return core.conv(block, weight, bias, **settings)
 
 
-def _face(n: int, transposed: bool):  # noqa: ANN202 - builds the public per-dim functions
-    name = f"conv_transpose{n}d" if transposed else f"conv{n}d"
+def _conv_face(n: int) -> Any:
+    name = f"conv{n}d"
 
-    if transposed:
-        def face(input: Any, weight: npt.ArrayLike, bias: npt.ArrayLike | None = None, stride: IntOrTuple = 1,
-                 padding: Padding = 0, output_padding: IntOrTuple = 0, groups: int = 1, dilation: IntOrTuple = 1,
-                 *, block: IntOrTuple | None = None) -> Any:
-            _check_rank(name, n, weight)
-            return conv(input, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                        transposed=True, output_padding=output_padding, block=block)
-    else:
-        def face(input: Any, weight: npt.ArrayLike, bias: npt.ArrayLike | None = None, stride: IntOrTuple = 1,
-                 padding: Padding = 0, dilation: IntOrTuple = 1, groups: int = 1, *, padding_mode: str = "zeros",
-                 block: IntOrTuple | None = None) -> Any:
-            _check_rank(name, n, weight)
-            return conv(input, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                        padding_mode=padding_mode, block=block)
+    def face(input: Any, weight: npt.ArrayLike, bias: npt.ArrayLike | None = None, stride: IntOrTuple = 1,
+             padding: Padding = 0, dilation: IntOrTuple = 1, groups: int = 1, *, padding_mode: str = "zeros",
+             block: IntOrTuple | None = None) -> Any:
+        _check_rank(name, n, weight)
+        return conv(input, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                    padding_mode=padding_mode, block=block)
+    return _named(face, name)
+
+
+def _transposed_face(n: int) -> Any:
+    name = f"conv_transpose{n}d"
+
+    def face(input: Any, weight: npt.ArrayLike, bias: npt.ArrayLike | None = None, stride: IntOrTuple = 1,
+             padding: Padding = 0, output_padding: IntOrTuple = 0, groups: int = 1, dilation: IntOrTuple = 1,
+             *, block: IntOrTuple | None = None) -> Any:
+        _check_rank(name, n, weight)
+        return conv(input, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                    transposed=True, output_padding=output_padding, block=block)
+    return _named(face, name)
+
+
+def _named(face: Any, name: str) -> Any:
     face.__name__ = face.__qualname__ = name
-    face.__doc__ = (f"``npconv.functional.{name}`` on a Dask array (same signature; ``block``: see :func:`conv`).\n\n"
-                    f"Returns a lazy ``dask.array.Array``; ``.compute()`` equals the in-memory result.")
+    face.__doc__ = (f"``npconv.functional.{name}`` on a Dask array: the same signature and defaults, and the "
+                    f"keyword ``block`` (an extension: see :func:`conv`).\n\nReturns a lazy ``dask.array.Array``; "
+                    f"``.compute()`` equals the in-memory result.")
     return face
 
 
@@ -226,5 +234,5 @@ def _check_rank(name: str, n: int, weight: npt.ArrayLike) -> None:
                          f"got shape {np.shape(weight)}")
 
 
-conv1d, conv2d, conv3d = (_face(n, False) for n in (1, 2, 3))
-conv_transpose1d, conv_transpose2d, conv_transpose3d = (_face(n, True) for n in (1, 2, 3))
+conv1d, conv2d, conv3d = (_conv_face(n) for n in (1, 2, 3))
+conv_transpose1d, conv_transpose2d, conv_transpose3d = (_transposed_face(n) for n in (1, 2, 3))
