@@ -12,11 +12,14 @@ How the graph is built (one rule for every n, every padding mode and every strid
    ``zeros``/``reflect``/``replicate``/``circular`` (NumPy's ``reflect`` does not repeat the
    edge, as PyTorch's does not; NumPy's ``symmetric`` would).
 2. Channels are rechunked whole (groups need them all); the batch keeps its chunks.
-3. Along each spatial dim the output is cut into blocks of ``block`` positions; the padded input
-   is rechunked so that block i starts at ``o_i * stride``, and each block borrows a right halo of
+3. Along each spatial dim the output is cut into blocks that start where the input's chunks
+   start (rounded up to the stride; chunks too thin for the halo, such as the pad's edge chunks,
+   are merged, and chunks holding more than about :data:`BLOCK_BYTES` are cut into equal
+   blocks).  The padded input is rechunked so that block i starts at ``o_i * stride`` (little
+   moves: the boundaries mostly exist already), and each block borrows a right halo of
    ``max(dilation*(k-1) + 1 - stride, 0)`` elements from its neighbour (``dask.array.overlap``,
-   boundary 'none').  A block is never shorter than the halo (blocks grow to fit), so no
-   chunking can give a wrong answer.
+   boundary 'none').  No block but the last is shorter than the halo, and the last holds at
+   least one whole window, so no chunking can give a wrong answer.
 4. Each block is then a 'valid' :func:`npconv.conv` (the planner picks the algorithm per block).
    The weight and bias enter the graph once, as one-chunk dask arrays.
 
@@ -47,6 +50,7 @@ from .spec_parsing import IntOrTuple, Padding, ntuple
 
 __all__ = ["conv", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
 
+BLOCK_BYTES = 16 * 2**20  # a block's input, about: small enough for a few in flight per core
 PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 Pads = tuple[tuple[int, int], ...]
 
@@ -64,9 +68,8 @@ def conv(input: Any, weight: npt.ArrayLike, bias: npt.ArrayLike | None = None, *
     weight, bias, stride, padding, dilation, groups, padding_mode, transposed, output_padding
         As :func:`npconv.conv` (every extension included: 'same' at any stride, per-side pads).
     block : int or tuple of n ints, optional
-        Extension: the output positions per block along each spatial dim.  Default: about one
-        input chunk's worth (the largest input chunk divided by the stride), grown where a block
-        would be shorter than the halo.
+        Extension: the output positions per block along each spatial dim (grown where a block
+        would be shorter than the halo).  Default: blocks follow the input's chunks (see above).
 
     Returns
     -------
@@ -112,7 +115,7 @@ def _forward(x: Any, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec, block:
     """Pad at the true edges, then the blocked 'valid' convolution."""
     pads = spec.pads(x.shape[2:])
     padded = da.pad(x, ((0, 0), (0, 0)) + tuple(pads), mode=PAD_MODES[spec.padding_mode])
-    return _valid(padded, w, b, spec.with_pads(((0, 0),) * spec.ndim, padding_mode="zeros"), _hint(x, spec, block))
+    return _valid(padded, w, b, spec.with_pads(((0, 0),) * spec.ndim, padding_mode="zeros"), _hint(spec, block))
 
 
 def _transposed(x: Any, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec, block: IntOrTuple | None) -> Any:
@@ -123,8 +126,8 @@ def _transposed(x: Any, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec, blo
     cropped = spread[(slice(None), slice(None)) + tuple(slice(max(-lo, 0), size - max(-hi, 0)) for (lo, hi), size
                                                         in zip(forward_pads, spread.shape[2:]))]
     padded = da.pad(cropped, ((0, 0), (0, 0)) + tuple((max(lo, 0), max(hi, 0)) for lo, hi in forward_pads))
-    hint = _hint(x, spec, block) if block is not None else tuple(max(c) * s for c, s in zip(x.chunks[2:], spec.stride))
-    return _valid(padded, forward_w, b, forward_spec.with_pads(((0, 0),) * spec.ndim, stride=(1,) * spec.ndim), hint)
+    return _valid(padded, forward_w, b, forward_spec.with_pads(((0, 0),) * spec.ndim, stride=(1,) * spec.ndim),
+                  _hint(spec, block))
 
 
 def _spread(x: Any, stride: tuple[int, ...]) -> Any:
@@ -144,24 +147,55 @@ def _spread_block(block: np.ndarray, stride: tuple[int, ...]) -> np.ndarray:
     return out
 
 
-def _hint(x: Any, spec: ConvSpec, block: IntOrTuple | None) -> tuple[int, ...]:
-    """Output positions per block: the caller's, else the largest input chunk over the stride."""
+def _hint(spec: ConvSpec, block: IntOrTuple | None) -> tuple[int, ...]:
+    """Output positions per block: the caller's, else 0 (blocks follow the input's chunks)."""
     if block is not None:
         return ntuple(block, spec.ndim, "block", spec.op, minimum=1)
-    return tuple(max(1, math.ceil(max(c) / s)) for c, s in zip(x.chunks[2:], spec.stride))
+    return (0,) * spec.ndim
 
 
 def _valid(padded: Any, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec, hint: Sequence[int]) -> Any:
     """The 'valid' convolution of an already padded dask array, block by block with right halos."""
     out_spatial = spec.out_spatial(padded.shape[2:])
     halos = tuple(max(ek - s, 0) for ek, s in zip(spec.effective_kernel, spec.stride))
-    blocks = tuple(_output_blocks(out, max(h, math.ceil(halo / s))) for out, h, halo, s in
-                   zip(out_spatial, hint, halos, spec.stride))
+    shortest = tuple(max(1, math.ceil(halo / s)) for halo, s in zip(halos, spec.stride))
+    longest = _longest_block(padded, spec)
+    blocks = tuple(_output_blocks(out, max(h, least)) if h else _aligned_blocks(chunks, out, s, least, cap)
+                   for out, h, least, s, chunks, cap in zip(out_spatial, hint, shortest, spec.stride,
+                                                            padded.chunks[2:], longest))
     starts = tuple(_input_chunks(dim, s, size) for dim, s, size in zip(blocks, spec.stride, padded.shape[2:]))
     aligned = padded.rechunk((padded.chunks[0], -1) + starts)
     overlapped = da.overlap.overlap(aligned, depth={2 + d: (0, h) for d, h in enumerate(halos)},
                                     boundary={2 + d: "none" for d in range(spec.ndim)}) if max(halos) else aligned
     return _blockwise(overlapped, w, b, spec, blocks)
+
+
+def _longest_block(padded: Any, spec: ConvSpec) -> tuple[int, ...]:
+    """Output positions per block along each dim that keep a block's input near BLOCK_BYTES (a
+    large input chunk is split into several blocks, so each task's copies and temporaries stay small)."""
+    per_position = max(padded.chunks[0]) * padded.shape[1] * padded.dtype.itemsize
+    side = max(1, int((BLOCK_BYTES / per_position) ** (1 / spec.ndim)))
+    return tuple(max(1, side // s) for s in spec.stride)
+
+
+def _aligned_blocks(chunks: tuple[int, ...], out: int, stride: int, shortest: int, longest: int) -> tuple[int, ...]:
+    """Output blocks that start where the padded input's chunks do (rounded up to the stride), so
+    that aligning the input moves little: only chunks that would give a block shorter than
+    ``shortest`` (the pad's thin edge chunks, chunks under the halo) are merged into the block before,
+    and a block longer than ``longest`` is cut into equal parts."""
+    starts, previous = [], 0
+    for edge in np.cumsum(chunks)[:-1]:
+        start = min(out, -(-int(edge) // stride))
+        if start - previous >= shortest and start < out:
+            starts.append(start)
+            previous = start
+    sizes = np.diff([0] + starts + [out]).tolist()
+    return tuple(part for size in sizes for part in _equal_parts(size, max(longest, shortest)))
+
+
+def _equal_parts(size: int, longest: int) -> list[int]:
+    count = -(-size // longest)
+    return [size // count + (i < size % count) for i in range(count)]
 
 
 def _output_blocks(out: int, size: int) -> tuple[int, ...]:
