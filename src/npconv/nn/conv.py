@@ -18,6 +18,7 @@ from ..arrays import as_real_array, compute_dtypes
 from ..random import generator
 from ..spec import ConvSpec, check_groups, check_input_rank, weight_shape
 from ..spec_errors import ConvRule, ConvRuleError, Words, worded
+from .conv_dask import backward_refusal, dask_forward, is_dask_array, module_input
 from .conv_docs import conv_doc, lazy_doc
 from .fold import Fold, Unfold
 from .module import Module, Parameter, accumulate_grad
@@ -141,12 +142,13 @@ class ConvNd(Module):
 
         Parameters
         ----------
-        input : array_like
+        input : array_like or dask.array.Array
             ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``, float32 or float64.
+            A Dask array gives a lazy Dask array (:func:`npconv.dask.conv`; inference only).
 
         Returns
         -------
-        numpy.ndarray
+        numpy.ndarray or dask.array.Array
             ``(N, C_out, *out_spatial)`` (unbatched: without N).
 
         Raises
@@ -158,6 +160,9 @@ class ConvNd(Module):
         return self._run(self._spec, input)
 
     def _run(self, spec: ConvSpec, input: npt.ArrayLike) -> np.ndarray:
+        if is_dask_array(input):
+            return dask_forward(self, spec, input)
+        self._dask_forward = False
         x = as_real_array(input, "input", spec.op)
         self._input, self._run_spec = x, spec
         return core.apply(spec, x, self.weight, self.bias)
@@ -178,12 +183,12 @@ class ConvNd(Module):
         Raises
         ------
         RuntimeError
-            Called before any forward.
+            Called before any forward, or after a forward on a Dask array.
         ValueError
             ``grad_output`` not in the last output's shape.
         """
         if self._input is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+            raise backward_refusal(self)
         spec, x = self._run_spec, self._input
         batched = check_input_rank(spec.op, spec.ndim, x.shape)
         gy = as_real_array(grad_output, "grad_output", spec.op)
@@ -248,15 +253,16 @@ class _ConvTransposeNd(ConvNd):
 
         Parameters
         ----------
-        input : array_like
-            ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``.
+        input : array_like or dask.array.Array
+            ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``; a Dask array gives a
+            lazy Dask array (inference only), as :meth:`ConvNd.forward`.
         output_size : sequence of int, optional
             The output's spatial size (or its full shape): picks output_padding within
             [min, min + stride - 1] per dim, as PyTorch does.
 
         Returns
         -------
-        numpy.ndarray
+        numpy.ndarray or dask.array.Array
             ``(N, C_out, *out_spatial)`` (unbatched: without N).
 
         Raises
@@ -267,7 +273,7 @@ class _ConvTransposeNd(ConvNd):
         """
         if output_size is None:
             return self._run(self._spec, input)
-        x = as_real_array(input, "input", self._spec.op)
+        x = module_input(input, self._spec.op)
         padding = self._output_padding(x, output_size)
         return self._run(dataclasses.replace(self._spec, output_padding=padding), x)
 
@@ -367,7 +373,7 @@ class _LazyMixin(ConvNd):
         ValueError
             An input whose channels ``groups`` does not divide, or of the wrong rank.
         """
-        x = as_real_array(input, "input", type(self).__name__)
+        x = module_input(input, type(self).__name__)
         batched = check_input_rank(type(self).__name__, self._n, x.shape)
         self.in_channels = x.shape[1] if batched else x.shape[0]
         if self.in_channels % self.groups:

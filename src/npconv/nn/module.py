@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..arrays import as_channels_last
+from .conv_dask import is_dask_array
 
 __all__ = ["Module", "Parameter", "Sequential", "IncompatibleKeys", "accumulate_grad"]
 
@@ -417,6 +418,8 @@ class Sequential(Module):
         at the output.  Returns (input to run, whether it was converted)."""
         first = next(iter(self._modules.values()), None)
         n = getattr(first, "_n", None)
+        if is_dask_array(input):  # a Dask array stays lazy: each layer takes it as it is
+            return input, False
         x = np.asarray(input) if n is not None else input
         if n is None or x.ndim != n + 2 or n == 1 or not x.flags.c_contiguous or x.dtype.kind != "f":
             return x, False
