@@ -31,6 +31,7 @@ the flipped, channel-swapped weight (:func:`npconv.core.as_forward_convolution`)
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Sequence
 
@@ -45,6 +46,8 @@ except ImportError as error:  # pragma: no cover - the extra is missing
 
 from . import core
 from .arrays import as_real_array, compute_dtypes
+from .settings import config as npconv_config
+from .settings import current as current_settings
 from .spec import ConvSpec, check_input_rank, check_operands
 from .spec_parsing import IntOrTuple, Padding, ntuple
 
@@ -220,14 +223,20 @@ def _blockwise(overlapped: Any, w: np.ndarray, b: np.ndarray | None, spec: ConvS
     operands: list[Any] = [overlapped, ("n", "c") + spatial, weight, ("wo", "wi") + tuple(f"k{d}" for d in spatial)]
     if b is not None:
         operands += [da.from_array(b, chunks=b.shape, name=f"npconv-bias-{tokenize(b)}"), ("bo",)]
-    settings = dict(stride=spec.stride, dilation=spec.dilation, groups=spec.groups)
+    # the caller's npconv.config block travels with the graph: pool threads and worker processes
+    # do not share the caller's context (a thread starts with the process defaults)
+    settings = dict(stride=spec.stride, dilation=spec.dilation, groups=spec.groups,
+                    config=dataclasses.asdict(current_settings()))
     return da.blockwise(_conv_block, ("n", "o") + spatial, *operands, new_axes={"o": w.shape[0]},
                         adjust_chunks=dict(zip(spatial, blocks)), concatenate=True, dtype=dtype,
                         meta=np.empty((0,) * (spec.ndim + 2), dtype), **settings)
 
 
-def _conv_block(block: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, **settings: Any) -> np.ndarray:
-    return core.conv(block, weight, bias, **settings)
+def _conv_block(block: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, *,
+                config: dict[str, Any], **settings: Any) -> np.ndarray:
+    """One block's 'valid' npconv.conv, under the settings in effect where the graph was built."""
+    with npconv_config(**config):
+        return core.conv(block, weight, bias, **settings)
 
 
 def _conv_face(n: int) -> Any:
