@@ -96,22 +96,43 @@ def conv(input: Any, weight: npt.ArrayLike, bias: npt.ArrayLike | None = None, *
     >>> bool(np.allclose(y.compute(), npconv.conv(x, w, stride=2, padding="same"), rtol=0, atol=1e-12))
     True
     """
-    x = input if isinstance(input, da.Array) else da.from_array(np.asarray(input))
-    if x.dtype.kind not in "biuf":
-        as_real_array(np.empty(0, x.dtype), "input")  # the dtype policy's TypeError
-    w = as_real_array(weight, "weight")
-    b = None if bias is None else as_real_array(bias, "bias")
-    n = w.ndim - 2
+    w = as_real_array(weight, "weight", "conv")
+    if w.ndim < 3:
+        raise ValueError(f"conv: weight must have at least 3 dims (channels, channels, *kernel_size), "
+                         f"got weight of shape {list(w.shape)}")
+    return _run(w.ndim - 2, input, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
+                padding_mode=padding_mode, transposed=transposed, output_padding=output_padding, block=block)
+
+
+def _run(n: int, input: Any, w: np.ndarray, bias: npt.ArrayLike | None, *, stride: IntOrTuple, padding: Padding,
+         dilation: IntOrTuple, groups: int, padding_mode: str, transposed: bool, output_padding: IntOrTuple,
+         block: IntOrTuple | None) -> Any:
+    """Validate everything as npconv does (same rules, same words), then build the graph."""
     op = f"conv_transpose{n}d" if transposed else f"conv{n}d"
+    x = _dask_input(input, op)
+    b = None if bias is None else as_real_array(bias, "bias", op)
     spec = ConvSpec.build(w.shape[2:], stride, padding, dilation, groups, padding_mode, transposed, output_padding,
                           ndim=n, op=op)
     batched = check_input_rank(op, n, x.shape)
     x = x if batched else x[None]
-    check_operands(spec, x.shape, w.shape, None if b is None else b.shape)
+    c_out = check_operands(spec, x.shape, w.shape, None if b is None else b.shape)
     out_spatial = spec.out_spatial(x.shape[2:])  # every refusal comes before the graph
-    result = _transposed(x, w, b, spec, block) if transposed else _forward(x, w, b, spec, block)
+    if x.shape[0] == 0:  # an empty batch: nothing to cut into blocks
+        result = da.zeros((0, c_out) + out_spatial, dtype=_result_dtype(x.dtype, w, b))
+    else:
+        result = _transposed(x, w, b, spec, block) if transposed else _forward(x, w, b, spec, block)
     assert result.shape[2:] == out_spatial, (result.shape, out_spatial)
     return result if batched else result[0]
+
+
+def _dask_input(input: Any, op: str) -> Any:
+    """A Dask array as it is (its dtype checked by npconv's policy); anything else read as npconv
+    reads an input and wrapped as one chunk."""
+    if not isinstance(input, da.Array):
+        return da.from_array(as_real_array(input, "input", op))
+    if input.dtype.kind not in "biuf":
+        as_real_array(np.empty(0, input.dtype), "input", op)  # the dtype policy's TypeError
+    return input
 
 
 def _forward(x: Any, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec, block: IntOrTuple | None) -> Any:
@@ -217,7 +238,7 @@ def _input_chunks(blocks: tuple[int, ...], stride: int, padded: int) -> tuple[in
 def _blockwise(overlapped: Any, w: np.ndarray, b: np.ndarray | None, spec: ConvSpec,
                blocks: tuple[tuple[int, ...], ...]) -> Any:
     """One 'valid' npconv.conv per block; weight and bias as one-chunk arrays (one graph key each)."""
-    dtype = compute_dtypes(np.empty(0, overlapped.dtype if overlapped.dtype.kind == "f" else np.float64), w, b)[1]
+    dtype = _result_dtype(overlapped.dtype, w, b)
     spatial = tuple(f"s{d}" for d in range(spec.ndim))
     weight = da.from_array(w, chunks=w.shape, name=f"npconv-weight-{tokenize(w)}")
     operands: list[Any] = [overlapped, ("n", "c") + spatial, weight, ("wo", "wi") + tuple(f"k{d}" for d in spatial)]
@@ -230,6 +251,11 @@ def _blockwise(overlapped: Any, w: np.ndarray, b: np.ndarray | None, spec: ConvS
     return da.blockwise(_conv_block, ("n", "o") + spatial, *operands, new_axes={"o": w.shape[0]},
                         adjust_chunks=dict(zip(spatial, blocks)), concatenate=True, dtype=dtype,
                         meta=np.empty((0,) * (spec.ndim + 2), dtype), **settings)
+
+
+def _result_dtype(input_dtype: np.dtype, w: np.ndarray, b: np.ndarray | None) -> np.dtype:
+    """npconv's result dtype for these operands (ints and bools are read as float64)."""
+    return compute_dtypes(np.empty(0, input_dtype if input_dtype.kind == "f" else np.float64), w, b)[1]
 
 
 def _conv_block(block: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, *,
@@ -245,9 +271,9 @@ def _conv_face(n: int) -> Any:
     def face(input: Any, weight: npt.ArrayLike, bias: npt.ArrayLike | None = None, stride: IntOrTuple = 1,
              padding: Padding = 0, dilation: IntOrTuple = 1, groups: int = 1, *, padding_mode: str = "zeros",
              block: IntOrTuple | None = None) -> Any:
-        _check_rank(name, n, weight)
-        return conv(input, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                    padding_mode=padding_mode, block=block)
+        return _run(n, input, _weight_of_rank(name, n, weight), bias, stride=stride, padding=padding,
+                    dilation=dilation, groups=groups, padding_mode=padding_mode, transposed=False, output_padding=0,
+                    block=block)
     return _named(face, name)
 
 
@@ -257,9 +283,9 @@ def _transposed_face(n: int) -> Any:
     def face(input: Any, weight: npt.ArrayLike, bias: npt.ArrayLike | None = None, stride: IntOrTuple = 1,
              padding: Padding = 0, output_padding: IntOrTuple = 0, groups: int = 1, dilation: IntOrTuple = 1,
              *, block: IntOrTuple | None = None) -> Any:
-        _check_rank(name, n, weight)
-        return conv(input, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
-                    transposed=True, output_padding=output_padding, block=block)
+        return _run(n, input, _weight_of_rank(name, n, weight), bias, stride=stride, padding=padding,
+                    dilation=dilation, groups=groups, padding_mode="zeros", transposed=True,
+                    output_padding=output_padding, block=block)
     return _named(face, name)
 
 
@@ -271,10 +297,13 @@ def _named(face: Any, name: str) -> Any:
     return face
 
 
-def _check_rank(name: str, n: int, weight: npt.ArrayLike) -> None:
-    if np.ndim(weight) != n + 2:
-        raise ValueError(f"{name}: weight must be {n + 2}-D (C_out, C_in/groups, {', '.join('k' * n)}), "
-                         f"got shape {np.shape(weight)}")
+def _weight_of_rank(name: str, n: int, weight: npt.ArrayLike) -> np.ndarray:
+    """The weight read as npconv.functional reads it, refused in its words if not (n + 2)-D."""
+    w = as_real_array(weight, "weight", name)
+    if w.ndim != n + 2:
+        raise ValueError(f"{name}: weight must be {n + 2}-D (channels, channels, *kernel_size), "
+                         f"got weight of size {list(w.shape)}")
+    return w
 
 
 conv1d, conv2d, conv3d = (_conv_face(n) for n in (1, 2, 3))
