@@ -13,7 +13,7 @@ $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test,bench,demo,docs,dev]'
+	$(BIN)/pip install --quiet -e '.[test,bench,demo,docs,dev,dask]'
 	touch $@
 
 demo: $(VENV)/.installed-demo
@@ -39,9 +39,10 @@ docs: $(VENV)/.installed-test
 	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
 # the environment advice (npconv.cpu) must be in place before NumPy/SciPy load OpenBLAS;
-# the layer suite, then the deformable conv rows (bench/deform.py)
+# the layer suite, then the deformable conv rows (bench/deform.py), then a 40,000 x 40,000
+# image convolved by Dask chunk by chunk (bench/scale.py, about a minute)
 bench: $(VENV)/.installed-test
-	eval "$$($(BIN)/npconv environment)"; $(BIN)/python bench/layers.py && $(BIN)/python bench/deform.py
+	eval "$$($(BIN)/npconv environment)"; $(BIN)/python bench/layers.py && $(BIN)/python bench/deform.py && $(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache docs/_build
