@@ -32,7 +32,7 @@ OPS = {"Conv": nx.conv, "ConvTranspose": nx.conv_transpose, "Col2Im": nx.col2im}
 #   test_convinteger_*                 ConvInteger (uint8/int8 inputs, zero points, int32 output)
 #   test_qlinearconv                   QLinearConv (quantised, scales and zero points)
 #   test_*deform_conv*                 DeformConv: run and pinned in tests/test_onnx_deform.py
-#   test_causal_conv_with_state_*      CausalConvWithState (a stateful sequence op with activations)
+#   test_causal_conv_with_state_*      CausalConvWithState: run and pinned in tests/test_onnx_stream.py
 EXCLUDED = re.compile(r"convinteger|qlinearconv|deform_conv|causal_conv_with_state")
 EXPECTED_CASES = {
     "test_basic_conv_with_padding", "test_basic_conv_without_padding", "test_conv_with_autopad_same",

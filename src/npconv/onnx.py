@@ -1,7 +1,8 @@
-"""ONNX's Conv, ConvTranspose, Col2Im and DeformConv, run on npconv's engine.
+"""ONNX's Conv, ConvTranspose, Col2Im, DeformConv and CausalConvWithState, run on npconv's engine.
 
 Each function follows its ONNX operator spec (opset 22 for Conv/ConvTranspose, 18 for
-Col2Im, 19 and 22 for DeformConv, :func:`deform_conv` in :mod:`npconv.onnx_deform`): inputs as
+Col2Im, 19 and 22 for DeformConv, :func:`deform_conv` in :mod:`npconv.onnx_deform`, 27 for
+CausalConvWithState, :func:`causal_conv_with_state` in :mod:`npconv.onnx_stream`): inputs as
 positional arrays, attributes as keyword arguments under their ONNX names.  ONNX rules are
 turned into explicit ``(begin, end)`` pads once (:func:`conv_pads`, :func:`conv_transpose_pads`)
 and then handed to :class:`npconv.spec.ConvSpec`, so there is no second convolution here.  The
@@ -46,8 +47,8 @@ from .onnx_words import ONNX_WORDS
 from .spec import ConvSpec, Pads
 from .spec_errors import ConvRule, worded
 
-__all__ = ["conv", "conv_transpose", "col2im", "deform_conv", "conv_pads", "conv_transpose_pads",
-           "transposed_engine_pads", "AUTO_PADS"]
+__all__ = ["conv", "conv_transpose", "col2im", "deform_conv", "causal_conv_with_state", "conv_pads",
+           "conv_transpose_pads", "transposed_engine_pads", "AUTO_PADS"]
 
 #: The values ONNX allows for the ``auto_pad`` attribute.
 AUTO_PADS = _AUTO_PADS
@@ -319,3 +320,4 @@ def _col2im_words(columns: int, image: tuple[int, ...], block: tuple[int, ...], 
 
 # last: npconv.onnx_deform reads this module's operand checks (_operands, _of_type, _check_ranks)
 from .onnx_deform import deform_conv  # noqa: E402
+from .onnx_stream import causal_conv_with_state  # noqa: E402
