@@ -90,8 +90,8 @@ class StreamingConv:
         self.module = _as_module(module)
         self._spec = _causal_spec(self.module, "StreamingConv")
         self._history = self._spec.dilation[0] * (self._spec.kernel_size[0] - 1)
-        self._initial = None if initial_state is None else self._from_layout(
-            as_real_array(initial_state, "initial_state", "StreamingConv"))
+        self._initial = None if initial_state is None else self._checked_history(
+            self._from_layout(as_real_array(initial_state, "initial_state", "StreamingConv")))
         self.reset()
 
     # ---- the public face ---------------------------------------------------------------
@@ -106,11 +106,7 @@ class StreamingConv:
         self._batched: bool | None = None
         if self._initial is not None:
             self._batched = self._initial.ndim == self._spec.ndim + 2
-            initial = self._initial if self._batched else self._initial[None]
-            if initial.shape[2] != self._history:
-                raise ValueError(f"StreamingConv: initial_state must hold dilation*(k-1) = {self._history} "
-                                 f"samples along time, got {initial.shape[2]} (shape {self._initial.shape})")
-            self._buffer = initial
+            self._buffer = self._initial if self._batched else self._initial[None]
 
     def step(self, chunk: npt.ArrayLike) -> np.ndarray:
         """The outputs that the next piece of the signal completes.
@@ -181,6 +177,19 @@ class StreamingConv:
         return (buffer.shape[0], np.shape(self.module.weight)[0], 0) + rest_out
 
     # ---- checks and layouts --------------------------------------------------------------
+    def _checked_history(self, history: np.ndarray) -> np.ndarray:
+        """``initial_state``: (N, C, dilation*(k-1), *rest) or unbatched, C the module's channels."""
+        n, channels = self._spec.ndim, np.shape(self.module.weight)[1] * self._spec.groups
+        if history.ndim not in (n + 1, n + 2):
+            raise ValueError(f"StreamingConv: initial_state must be (N, C, {self._history}{', ...' * (n - 1)}) or "
+                             f"unbatched, with {n} spatial axes, got shape {history.shape}")
+        batched = history if history.ndim == n + 2 else history[None]
+        if batched.shape[1] != channels or batched.shape[2] != self._history:
+            raise ValueError(f"StreamingConv: initial_state must hold the module's {channels} channels and "
+                             f"dilation*(k-1) = {self._history} samples along time, got {batched.shape[1]} channels "
+                             f"and {batched.shape[2]} samples (shape {history.shape})")
+        return history
+
     def _accepted(self, chunk: np.ndarray) -> np.ndarray:
         """The piece as (N, C, T, *rest), checked against the stream's batch, channels and axes."""
         x = self._from_layout(chunk)
@@ -240,6 +249,19 @@ def _as_module(layer: Any) -> Any:
     return module
 
 
+def _elementwise(layer: Any) -> Any:
+    """A layer that acts on each time step alone (ReLU; Dropout in eval mode), else refused:
+    pooling, Flatten, Linear or training-mode Dropout would mix or resample time differently
+    piece by piece than over the whole signal."""
+    from .nn import Dropout, ReLU
+    if isinstance(layer, ReLU) or (isinstance(layer, Dropout) and not layer.training):
+        return layer
+    state = " in training mode" if isinstance(layer, Dropout) else ""
+    raise ValueError(f"StreamingSequential: {type(layer).__name__}{state} cannot stream: only causal convolutions "
+                     f"and element-wise layers (ReLU, Dropout in eval mode) give piece by piece what they give "
+                     f"over the whole signal")
+
+
 class StreamingSequential:
     """Layers stepped in turn: convs through :class:`StreamingConv`, element-wise layers (ReLU,
     Dropout in eval mode, ...) applied to each step's output.
@@ -264,8 +286,8 @@ class StreamingSequential:
     def __init__(self, *layers: Any) -> None:
         if len(layers) == 1 and hasattr(layers[0], "_modules") and not hasattr(layers[0], "spec"):
             layers = tuple(layers[0])
-        self.layers = [StreamingConv(layer) if hasattr(layer, "spec") or hasattr(layer, "get_config") else layer
-                       for layer in layers]
+        self.layers = [StreamingConv(layer) if hasattr(layer, "spec") or hasattr(layer, "get_config")
+                       else _elementwise(layer) for layer in layers]
 
     def step(self, chunk: npt.ArrayLike) -> np.ndarray:
         """The stack's outputs that this piece completes."""
