@@ -27,7 +27,8 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 DOCUMENTED_MODULES = ("npconv", "npconv.functional", "npconv.grad", "npconv.nn", "npconv.optim",
                       "npconv.keras", "npconv.onnx", "npconv.convert", "npconv.separable",
                       "npconv.explain", "npconv.select", "npconv.settings", "npconv.spec",
-                      "npconv.spec_errors", "npconv.io", "npconv.ops", "npconv.dask")
+                      "npconv.spec_errors", "npconv.io", "npconv.ops", "npconv.dask",
+                      "npconv.stream")
 
 
 @pytest.fixture(scope="module")

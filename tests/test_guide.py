@@ -20,7 +20,8 @@ SHOWN = re.findall(r"\(images/([\w.]+)\)", (DOCS / "guide.md").read_text(encodin
 
 
 def test_the_guide_shows_a_picture_for_every_animated_spec():
-    assert set(SHOWN) == {f"{name}.gif" for name in make_pictures.PICTURES} | {"receptive_field.png"}
+    assert set(SHOWN) == ({f"{name}.gif" for name in make_pictures.PICTURES}
+                          | {"receptive_field.png", "stream_state.png"})
 
 
 @pytest.mark.parametrize("name", sorted(make_pictures.PICTURES))
@@ -35,5 +36,12 @@ def test_the_receptive_field_picture_is_current(tmp_path):
     layers, shape = make_pictures.RECEPTIVE_FIELD
     fresh = make_pictures.receptive_field_png(tmp_path / "rf.png", layers, shape)
     with Image.open(fresh) as new, Image.open(DOCS / "images" / "receptive_field.png") as kept:
+        assert new.size == kept.size
+        assert new.convert("RGB").tobytes() == kept.convert("RGB").tobytes()
+
+
+def test_the_streaming_state_picture_is_current(tmp_path):
+    fresh = make_pictures.stream_state_png(tmp_path / "state.png", **make_pictures.STREAM_STATE)
+    with Image.open(fresh) as new, Image.open(DOCS / "images" / "stream_state.png") as kept:
         assert new.size == kept.size
         assert new.convert("RGB").tobytes() == kept.convert("RGB").tobytes()

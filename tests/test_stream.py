@@ -212,7 +212,7 @@ def test_reset_equals_a_fresh_streamer(batched):
     streamer.reset()
     got = stream(streamer, second, chunk_lengths(rng, 17), axis)
     want = stream(StreamingConv(module), second, [17], axis)
-    np.testing.assert_array_equal(got, want)
+    assert_matches(got, want, np.float64)  # pieces of other lengths: the same sums, in other GEMM blockings
     assert_matches(got, reference(module, second, []), np.float64)
 
 

@@ -165,9 +165,24 @@ class StreamingConv:
         if count <= 0:
             return np.zeros(self._out_shape(buffer, rest, other_pads), compute_dtypes(buffer, weight, bias)[1])
         length = (count - 1) * s + 1
+        if spec.ndim == 1:  # a sequence: the taps as columns, one small GEMM per group (no planner per step)
+            return self._sequence_windows(buffer, count, weight, bias)
         taps = np.concatenate([buffer[:, :, i * d:i * d + length] for i in range(k)], axis=2)
         return core.conv(taps, weight, bias, stride=spec.stride, padding=((0, 0),) + other_pads,
                          dilation=(length,) + spec.dilation[1:], groups=spec.groups, padding_mode=spec.padding_mode)
+
+    def _sequence_windows(self, buffer: np.ndarray, count: int, weight: np.ndarray, bias: Any) -> np.ndarray:
+        """1-D: columns (N, G, C/G * k, count) of the taps, times each group's weight (C_out/G, C/G * k)."""
+        spec, k, d, s = self._spec, self._spec.kernel_size[0], self._spec.dilation[0], self._spec.stride[0]
+        dtype = compute_dtypes(buffer, weight, bias)[0]
+        n, channels, groups = buffer.shape[0], buffer.shape[1], spec.groups
+        taps = np.stack([buffer[:, :, i * d:i * d + (count - 1) * s + 1:s] for i in range(k)], axis=2)
+        columns = taps.astype(dtype, copy=False).reshape(n, groups, channels // groups * k, count)
+        matrices = np.asarray(weight, dtype).reshape(groups, -1, channels // groups * k)
+        out = np.matmul(matrices, columns).reshape(n, -1, count)
+        if bias is not None:
+            out += np.asarray(bias, dtype)[:, None]
+        return out.astype(compute_dtypes(buffer, weight, bias)[1], copy=False)
 
     def _out_shape(self, buffer: np.ndarray, rest: tuple[int, ...], other_pads: Any) -> tuple[int, ...]:
         """(N, C_out, 0, *rest_out): an empty step's output."""
