@@ -218,3 +218,16 @@ def onnx_node_case_data(case):
                  sorted(glob.glob(os.path.join(folder, f"{kind}_*.pb")))] for kind in ("input", "output")]
         sets.append(tuple(read))
     return model, sets
+
+
+def onnx_node_cases(name_part, op_type):
+    """The onnx package's backend node cases of one operator ({name: case}), generated in memory:
+    those whose name holds ``name_part`` or whose graph has an ``op_type`` node."""
+    import warnings
+
+    from onnx.backend.test.loader import load_model_tests
+    with warnings.catch_warnings():  # generating other operators' data warns about overflows
+        warnings.simplefilter("ignore")
+        cases = load_model_tests(kind="node")
+    return {c.name: c for c in cases if name_part in c.name
+            or (c.model is not None and any(n.op_type == op_type for n in c.model.graph.node))}

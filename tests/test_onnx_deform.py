@@ -9,7 +9,6 @@
 """
 
 import re
-import warnings
 
 import numpy as np
 import pytest
@@ -17,11 +16,10 @@ import pytest
 import npconv.nn as nn
 import npconv.onnx as nx
 from npconv.convert.onnx import DeformConvCall, onnx_node_to_call
-from helpers import onnx_node_case_data, require
+from helpers import onnx_node_case_data, onnx_node_cases, require
 
 onnx = require("onnx", "ONNX's DeformConv node cases and reference evaluator")
 from onnx import helper  # noqa: E402
-from onnx.backend.test.loader import load_model_tests  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 
 ort = require("onnxruntime", "ONNX Runtime's DeformConv")
@@ -31,16 +29,8 @@ INPUTS = ["X", "W", "offset", "B", "mask"]  # ONNX's order
 
 # ---- the onnx package's node cases -------------------------------------------------------------
 
-def _deform_cases():
-    with warnings.catch_warnings():  # generating other operators' data warns about overflows
-        warnings.simplefilter("ignore")
-        cases = load_model_tests(kind="node")
-    return {c.name: c for c in cases if "deform_conv" in c.name
-            or (c.model is not None and any(n.op_type == "DeformConv" for n in c.model.graph.node))}
 
-
-
-NODE_CASES = _deform_cases()
+NODE_CASES = onnx_node_cases("deform_conv", "DeformConv")
 EXPECTED_CASES = {"test_basic_deform_conv_with_padding", "test_basic_deform_conv_without_padding",
                   "test_deform_conv_with_mask_bias", "test_deform_conv_with_multiple_offset_groups"}
 

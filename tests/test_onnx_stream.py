@@ -18,11 +18,10 @@ import pytest
 
 import npconv.nn as nn
 import npconv.onnx as nx
-from helpers import onnx_node_case_data, require
+from helpers import onnx_node_case_data, onnx_node_cases, require
 
 onnx = require("onnx", "ONNX's CausalConvWithState node cases and reference evaluator")
 from onnx import helper  # noqa: E402
-from onnx.backend.test.loader import load_model_tests  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 
 ROLES = ["input", "weight", "bias", "past_state"]  # ONNX's order
@@ -31,15 +30,7 @@ OPSET = 27
 
 # ---- the onnx package's node cases -------------------------------------------------------------
 
-def _causal_cases():
-    with warnings.catch_warnings():  # generating other operators' data warns about overflows
-        warnings.simplefilter("ignore")
-        cases = load_model_tests(kind="node")
-    return {c.name: c for c in cases if "causal_conv_with_state" in c.name
-            or (c.model is not None and any(n.op_type == "CausalConvWithState" for n in c.model.graph.node))}
-
-
-NODE_CASES = _causal_cases()
+NODE_CASES = onnx_node_cases("causal_conv_with_state", "CausalConvWithState")
 _PLAIN = {"b1_c1_degenerate", "basic", "decode_step", "fp16", "kernel_size_one", "short_input_no_past_state",
           "silu", "silu_fp16", "silu_with_past_state", "swish_alias", "with_bias", "with_bias_and_past_state",
           "with_past_state"}
