@@ -349,3 +349,20 @@ def test_the_callers_config_block_travels_to_pool_threads():
             npconv.core.conv = original
     assert seen and set(seen) == {"fft"}
     assert np.abs(got - npconv.functional.conv2d(x, w, padding=1)).max() <= 1e-12 * np.abs(got).max()
+
+
+def test_big_chunks_cut_into_blocks_never_shorter_than_the_halo(monkeypatch):
+    """A small block memory target with a long dilation: the cut blocks keep the halo's length
+    (the review's case raised 'adjust_chunks specified with 4 blocks')."""
+    monkeypatch.setattr(npconv.dask, "BLOCK_BYTES", 200)
+    x = np.random.default_rng(8).standard_normal((1, 3, 700))
+    w = np.random.default_rng(9).standard_normal((2, 3, 2))
+    with dask.config.set(scheduler="synchronous"):
+        got = npconv.dask.conv1d(da.from_array(x, chunks=(1, 3, 250)), w, dilation=90, padding=45).compute()
+    want = F.conv1d(x, w, dilation=90, padding=45)
+    assert np.abs(got - want).max() <= 1e-12 * np.abs(want).max()
+
+
+def test_long_double_is_refused_before_the_graph():
+    with pytest.raises(TypeError, match="must hold real numbers"):
+        npconv.dask.conv1d(da.from_array(np.ones((1, 1, 5), np.longdouble)), np.ones((1, 1, 2)))

@@ -164,3 +164,21 @@ def test_sequential_of_convs_stays_lazy():
         got = y.compute()
     want = net(x)
     assert np.abs(got - want).max() <= 1e-12 * np.abs(want).max()
+
+
+def test_relu_between_convs_stays_lazy():
+    """ReLU takes a Dask array lazily (np.maximum), so a conv-ReLU-conv network never loads the
+    input; its backward after such a forward is refused."""
+    npconv.manual_seed(4)
+    net = nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.Conv2d(3, 1, 2))
+    x = np.random.default_rng(4).standard_normal((2, 2, 12, 11))
+    y = net(da.from_array(x, chunks=(1, 2, 5, 5)))
+    assert isinstance(y, da.Array)
+    with dask.config.set(scheduler="synchronous"):
+        got = y.compute()
+    want = net(x)
+    assert np.abs(got - want).max() <= 1e-12 * np.abs(want).max()
+    relu = nn.ReLU()
+    relu(da.from_array(x))
+    with pytest.raises(RuntimeError, match="inference only"):
+        relu.backward(x)

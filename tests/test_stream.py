@@ -368,3 +368,18 @@ def test_pair_count():
     print(f"\nstreaming grid: {len(CASES)} modules x {CHUNKINGS_PER_MODULE} chunkings = {planned} pairs; "
           f"{_RAN['pairs']} streamed in this run")
     assert planned >= 300 and _RAN["pairs"] <= planned
+
+
+def test_initial_state_is_copied_and_yields_to_the_pieces_dtype():
+    """The stream keeps its own copy of initial_state (and hands out copies of its state), and a
+    float64 history does not turn float32 pieces' outputs into float64."""
+    module = nn.Conv1d(1, 1, 3, dtype="float32")
+    history = np.zeros((1, 1, 2))
+    streamer = StreamingConv(module, initial_state=history)
+    history[...] = 5.0
+    assert not streamer.state.any()
+    out = streamer.step(np.ones((1, 1, 3), np.float32))
+    assert out.dtype == np.float32
+    view = streamer.state
+    view[...] = 100.0
+    assert (streamer.state == 1.0).all()

@@ -130,8 +130,7 @@ def _dask_input(input: Any, op: str) -> Any:
     reads an input and wrapped as one chunk."""
     if not isinstance(input, da.Array):
         return da.from_array(as_real_array(input, "input", op))
-    if input.dtype.kind not in "biuf":
-        as_real_array(np.empty(0, input.dtype), "input", op)  # the dtype policy's TypeError
+    as_real_array(np.empty(0, input.dtype), "input", op)  # the dtype policy's TypeError, before any graph
     return input
 
 
@@ -214,11 +213,13 @@ def _aligned_blocks(chunks: tuple[int, ...], out: int, stride: int, shortest: in
             starts.append(start)
             previous = start
     sizes = np.diff([0] + starts + [out]).tolist()
-    return tuple(part for size in sizes for part in _equal_parts(size, max(longest, shortest)))
+    return tuple(part for size in sizes for part in _equal_parts(size, longest, shortest))
 
 
-def _equal_parts(size: int, longest: int) -> list[int]:
-    count = -(-size // longest)
+def _equal_parts(size: int, longest: int, shortest: int) -> list[int]:
+    """``size`` cut into equal parts of at most ``longest``, none shorter than ``shortest`` (the
+    halo its neighbour borrows wins over the memory target)."""
+    count = max(1, min(-(-size // longest), size // shortest))
     return [size // count + (i < size % count) for i in range(count)]
 
 

@@ -91,13 +91,13 @@ class StreamingConv:
         self._spec = _causal_spec(self.module, "StreamingConv")
         self._history = self._spec.dilation[0] * (self._spec.kernel_size[0] - 1)
         self._initial = None if initial_state is None else self._checked_history(
-            self._from_layout(as_real_array(initial_state, "initial_state", "StreamingConv")))
+            self._from_layout(np.array(as_real_array(initial_state, "initial_state", "StreamingConv"))))
         self.reset()
 
     # ---- the public face ---------------------------------------------------------------
     @property
     def state(self) -> np.ndarray | None:
-        return None if self._buffer is None else self._to_layout(self._shaped(self._buffer))
+        return None if self._buffer is None else self._to_layout(self._shaped(self._buffer)).copy()
 
     def reset(self) -> None:
         """Forget the stream: back to the zeros history (or ``initial_state``)."""
@@ -106,7 +106,8 @@ class StreamingConv:
         self._batched: bool | None = None
         if self._initial is not None:
             self._batched = self._initial.ndim == self._spec.ndim + 2
-            self._buffer = self._initial if self._batched else self._initial[None]
+            self._buffer = (self._initial if self._batched else self._initial[None]).copy()
+        self._from_initial = self._initial is not None  # its dtype yields to the first piece's
 
     def step(self, chunk: npt.ArrayLike) -> np.ndarray:
         """The outputs that the next piece of the signal completes.
@@ -132,6 +133,8 @@ class StreamingConv:
         """
         x = self._accepted(as_real_array(chunk, "chunk", "StreamingConv.step"))
         x = self._skipped(x)
+        if self._from_initial and self._buffer is not None:
+            self._buffer, self._from_initial = self._buffer.astype(x.dtype), False
         self._buffer = x if self._buffer is None else np.concatenate([self._buffer, x.astype(
             np.result_type(self._buffer, x), copy=False)], axis=2)
         stride, span = self._spec.stride[0], self._history + 1

@@ -12,6 +12,7 @@ import numpy.typing as npt
 from ..arrays import as_real_array
 from ..random import generator
 from .conv import check_module_dtype
+from .conv_dask import is_dask_array
 from .module import Module, Parameter, accumulate_grad
 from .pooling import AvgPool1d, AvgPool2d, AvgPool3d, MaxPool1d, MaxPool2d, MaxPool3d, PoolNd
 
@@ -52,6 +53,9 @@ class ReLU(Module):
         numpy.ndarray
             The same shape (the input itself when ``inplace``).
         """
+        self._lazy = is_dask_array(input)
+        if self._lazy:  # inference on a Dask array: lazy, nothing kept for a backward
+            return np.maximum(input, 0)
         x = np.asarray(input)
         self._mask = x > 0
         return np.maximum(x, 0, out=x if self.inplace else None)
@@ -68,7 +72,15 @@ class ReLU(Module):
         -------
         numpy.ndarray
             d loss / d input.
+
+        Raises
+        ------
+        RuntimeError
+            The last forward was given a Dask array (inference only).
         """
+        if getattr(self, "_lazy", False):
+            raise RuntimeError("ReLU.backward: the last forward was given a Dask array, which is inference only; "
+                               "run the forward on a NumPy array to train")
         return np.where(self._mask, grad_output, 0).astype(np.result_type(grad_output), copy=False)
 
     def extra_repr(self) -> str:
