@@ -37,6 +37,9 @@ class Algorithm:
     # (spec, x, w) -> bool: where its gain depends on the values (a weight's rank), the planner
     # takes it only where this accepts the operands; forcing or autotuning needs only `applies`
     worthwhile: Callable | None = None
+    # computes complex operands in complex arithmetic, and that measured faster than three real
+    # convolutions of the parts (npconv.complex_forms); the others get the parts
+    complex_native: bool = False
 
 
 def _any_forward(spec: ConvSpec, x_shape: Shape, w_shape: Shape) -> bool:

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 import numpy.typing as npt
 
-from .arrays import as_real_array, compute_dtypes
+from .arrays import as_array, compute_dtypes
 from .memory import check_allocation
 from . import spec_errors as errors
 from .spec import ConvSpec, IntOrTuple, Padding, check_input_rank, ntuple
@@ -123,7 +123,7 @@ def unfold(input: npt.ArrayLike, kernel_size: IntOrTuple, dilation: IntOrTuple =
     n = spatial_dims(kernel_size, dilation, padding, stride)
     op = "unfold"
     spec = _block_spec(op, n, kernel_size, dilation, padding, stride)
-    x = as_real_array(input, "input", op)
+    x = as_array(input, "input", op)
     batched = check_input_rank(op, n, x.shape)
     xb = x if batched else x[None]
     blocks = _block_counts(spec, xb.shape[2:])
@@ -173,7 +173,7 @@ def fold(input: npt.ArrayLike, output_size: IntOrTuple, kernel_size: IntOrTuple,
     op = "fold"
     spec = _block_spec(op, n, kernel_size, dilation, padding, stride)
     size = ntuple(output_size, n, "output_size", op)
-    cols = as_real_array(input, "input", op)
+    cols = as_array(input, "input", op)
     if cols.ndim not in (2, 3) or min(cols.shape[-2:]) < 1:
         raise ValueError(f"{op}: Expected 2D or 3D (batch mode) tensor for input with possibly 0 "
                          f"batch size and non-zero dimensions for input, but got: {list(cols.shape)}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from . import numerics, select, threads
-from .arrays import as_channels_last, as_real_array, compute_dtypes, is_channels_last
+from . import complex_forms, numerics, select, threads
+from .arrays import as_array, as_channels_last, compute_dtypes, is_channels_last, real_dtype
 from .memory import check_allocation
 from .spec import ConvSpec, IntOrTuple, Padding, Pads, check_input_rank, check_operands
 
@@ -45,7 +45,7 @@ def conv(input: npt.ArrayLike, weight: npt.ArrayLike, bias: npt.ArrayLike | None
     Returns
     -------
     numpy.ndarray
-        ``(N, C_out, *out)``, in the operands' float dtype, where, with ``ek = dilation * (k - 1) + 1``,
+        ``(N, C_out, *out)``, in the operands' dtype (NumPy's promotion; complex where one is), where, with ``ek = dilation * (k - 1) + 1``,
         conv: ``out = floor((in + lo + hi - ek) / stride) + 1``; transposed:
         ``out = (in - 1) * stride - lo - hi + ek + output_padding``.
 
@@ -57,7 +57,7 @@ def conv(input: npt.ArrayLike, weight: npt.ArrayLike, bias: npt.ArrayLike | None
     ConvRuleTypeError
         A ``TypeError`` for a parameter of the wrong type.
     TypeError
-        Operands that are not real numbers.
+        Operands that are not real or complex numbers.
     ValueError
         A weight of fewer than 3 dims; an output larger than the memory this process can use.
 
@@ -69,7 +69,7 @@ def conv(input: npt.ArrayLike, weight: npt.ArrayLike, bias: npt.ArrayLike | None
            [ 75., 126., 144.],
            [147., 234., 252.]])
     """
-    w = as_real_array(weight, "weight", "conv")
+    w = as_array(weight, "weight", "conv")
     if w.ndim < 3:
         raise ValueError(f"conv: weight must have at least 3 dims (channels, channels, *kernel_size), "
                          f"got weight of shape {list(w.shape)}")
@@ -105,9 +105,9 @@ def apply(spec: ConvSpec, input: npt.ArrayLike, weight: npt.ArrayLike,
     >>> apply(ConvSpec.build((2,)), np.array([[1., 2., 3.]]), np.ones((1, 1, 2)))
     array([[3., 5.]])
     """
-    x = as_real_array(input, "input", spec.op)
-    w = as_real_array(weight, "weight", spec.op)
-    b = None if bias is None else as_real_array(bias, "bias", spec.op)
+    x = as_array(input, "input", spec.op)
+    w = as_array(weight, "weight", spec.op)
+    b = None if bias is None else as_array(bias, "bias", spec.op)
     batched = check_input_rank(spec.op, spec.ndim, x.shape)
     xb = x if batched else x[None]
     check_operands(spec, xb.shape, w.shape, None if b is None else b.shape)
@@ -115,11 +115,19 @@ def apply(spec: ConvSpec, input: npt.ArrayLike, weight: npt.ArrayLike,
     compute, result = compute_dtypes(x, w, b)
     out_channels = w.shape[1] * spec.groups if spec.transposed else w.shape[0]
     check_allocation(f"{spec.op} output", (xb.shape[0], out_channels) + out_spatial, compute)
-    y = compute_batched(spec, xb.astype(compute, copy=False), w.astype(compute, copy=False))
+    y = compute_batched(spec, in_compute_dtype(xb, compute), in_compute_dtype(w, compute))
     if b is not None:
         y += b.astype(compute).reshape((-1,) + (1,) * spec.ndim)
     y = y.astype(result, copy=False)
     return y if batched else y[0]
+
+
+def in_compute_dtype(array: np.ndarray, compute: np.dtype) -> np.ndarray:
+    """``array`` in the compute dtype; for a complex compute dtype a real operand keeps to real
+    numbers of its precision (a complex convolution with one real operand needs two real ones)."""
+    if compute.kind == "c" and array.dtype.kind != "c":
+        return array.astype(real_dtype(compute), copy=False)
+    return array.astype(compute, copy=False)
 
 
 def compute_batched(spec: ConvSpec, x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -141,9 +149,22 @@ def _forward(spec: ConvSpec, x: np.ndarray, w: np.ndarray, pads: Pads, out_spati
         return np.zeros((x.shape[0], c_out) + tuple(out_spatial), x.dtype)
     if spec.transposed and flip_and_swap_applies(spec, pads):
         spec, w, pads = as_forward_convolution(spec, w, pads)
+    if np.iscomplexobj(x) or np.iscomplexobj(w):
+        return _complex_forward(spec, x, w, pads, out_spatial)
     algorithm = select.algorithm_for(spec, x, w)
     with threads.limited(), numerics.quiet():
         return algorithm.forward(x, w, spec, pads, out_spatial)
+
+
+def _complex_forward(spec: ConvSpec, x: np.ndarray, w: np.ndarray, pads: Pads,
+                     out_spatial: tuple[int, ...]) -> np.ndarray:
+    """In complex arithmetic where the planner finds that faster, else by real parts."""
+    algorithm = select.complex_algorithm(spec, x, w)
+    if algorithm is None:
+        return complex_forms.by_parts(lambda a, b: _forward(spec, a, b, pads, out_spatial), x, w)
+    dtype = np.result_type(x, w)
+    with threads.limited(), numerics.quiet():
+        return algorithm.forward(x.astype(dtype, copy=False), w.astype(dtype, copy=False), spec, pads, out_spatial)
 
 
 def flip_and_swap_applies(spec: ConvSpec, pads: Pads) -> bool:

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import core
-from .arrays import as_real_array
+from .arrays import as_array
 # unfold/fold (npconv.blocks) and pad (npconv.padding) live in their own modules; re-exported
 # here, so npconv.functional.unfold, .fold, .pad (and .spatial_dims) stay where they were
 from .blocks import fold, spatial_dims, unfold  # noqa: F401
@@ -36,7 +36,7 @@ def _conv_nd(n: int, input: npt.ArrayLike, weight: npt.ArrayLike, bias: npt.Arra
              padding_mode: str = "zeros", transposed: bool = False,
              output_padding: IntOrTuple = 0) -> np.ndarray:
     op = f"conv_transpose{n}d" if transposed else f"conv{n}d"
-    w = as_real_array(weight, "weight", op)
+    w = as_array(weight, "weight", op)
     if w.ndim != n + 2:
         raise ValueError(f"{op}: weight must be {n + 2}-D (channels, channels, *kernel_size), "
                          f"got weight of size {list(w.shape)}")

@@ -13,6 +13,11 @@ For a transposed convolution the first two swap: its input gradient is the plain
 convolution, and its weight gradient is the conv weight gradient with input and
 grad_output exchanged.
 
+Complex operands follow torch autograd's convention: for a real loss L, the gradient of a
+complex z is ``dL/dRe(z) + i dL/dIm(z)`` (the conjugate Wirtinger derivative, doubled), so
+``grad_input`` convolves ``grad_output`` with ``conj(w)``, ``grad_weight`` correlates
+``conj(x)`` with ``grad_output``, and ``grad_bias`` is the same sum.
+
 The per-dim functions have ``torch.nn.grad``'s signatures::
 
     conv2d_input(input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1)
@@ -34,8 +39,8 @@ from typing import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from . import core, numerics, select, threads
-from .arrays import as_real_array, compute_dtypes
+from . import complex_forms, core, numerics, select, threads
+from .arrays import as_array, compute_dtypes
 from .memory import check_allocation
 from .spec import ConvSpec, IntOrTuple, Padding, check_input_rank
 
@@ -47,7 +52,9 @@ __all__ = ["conv_input", "conv_weight", "conv_bias"] + [
 
 def input_grad(spec: ConvSpec, input_spatial: tuple[int, ...], w: np.ndarray, gy: np.ndarray) -> np.ndarray:
     """d loss / d x for batched grad_output ``gy`` ``(N, C_out, *out)`` and the forward's spec:
-    a transposed convolution of ``gy`` with ``w`` (a plain one for a transposed forward)."""
+    a transposed convolution of ``gy`` with ``w`` (a plain one for a transposed forward);
+    ``conj(w)`` for a complex weight."""
+    w = np.conjugate(w) if np.iscomplexobj(w) else w
     pads = spec.pads(input_spatial)
     if spec.transposed:  # the plain convolution, cropped where output_padding made extra rows
         conv_spec = spec.with_pads(pads, transposed=False, output_padding=(0,) * spec.ndim)
@@ -62,17 +69,42 @@ def input_grad(spec: ConvSpec, input_spatial: tuple[int, ...], w: np.ndarray, gy
 
 
 def weight_grad(spec: ConvSpec, x: np.ndarray, gy: np.ndarray, kernel_size: Sequence[int]) -> np.ndarray:
-    """d loss / d w: conv weight ``(C_out, C_in/G, *k)``; transposed weight ``(C_in, C_out/G, *k)``."""
+    """d loss / d w: conv weight ``(C_out, C_in/G, *k)``; transposed weight ``(C_in, C_out/G, *k)``.
+    Complex: the correlation of ``conj(x)`` with ``gy``."""
     if spec.transposed:  # input and grad_output exchange roles
         conv_spec = dataclasses.replace(spec, transposed=False, output_padding=(0,) * spec.ndim)
-        return weight_grad(conv_spec, gy, _grown_to(x, conv_spec.out_spatial(gy.shape[2:])), kernel_size)
+        gw = weight_grad(conv_spec, gy, _grown_to(x, conv_spec.out_spatial(gy.shape[2:])), kernel_size)
+        # complex: the swapped rule conjugates gy where x must be, so its conjugate is the gradient
+        return np.conjugate(gw) if np.iscomplexobj(gw) else gw
     w_shape = (gy.shape[1], x.shape[1] // spec.groups) + tuple(kernel_size)
     if x.shape[0] == 0 or 0 in gy.shape:  # an empty batch: nothing was summed
         return np.zeros(w_shape, np.result_type(x, gy))
+    if np.iscomplexobj(x) or np.iscomplexobj(gy):
+        return _complex_weight_grad(spec, np.conjugate(x), gy)
     algorithm = select.weight_grad_algorithm(spec, x, gy, w_shape)
     assert algorithm.weight_grad is not None  # weight_grad_algorithm picks only algorithms that have one
     with threads.limited(), numerics.quiet():
         return algorithm.weight_grad(x, gy, spec, spec.pads(x.shape[2:]))
+
+
+def _complex_weight_grad(spec: ConvSpec, x: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """The real rule's correlation of (already conjugated) ``x`` with ``gy``: whole where the
+    planner's algorithm computes complex natively, else by real parts."""
+    w_shape = (gy.shape[1], x.shape[1] // spec.groups) + spec.kernel_size
+    native = select.complex_weight_grad_algorithm(spec, x, gy, w_shape)
+    if native is not None and native.weight_grad is not None:
+        dtype = np.result_type(x, gy)
+        with threads.limited(), numerics.quiet():
+            return native.weight_grad(x.astype(dtype, copy=False), gy.astype(dtype, copy=False), spec,
+                                      spec.pads(x.shape[2:]))
+
+    def run(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        w_shape = (b.shape[1], a.shape[1] // spec.groups) + spec.kernel_size
+        algorithm = select.weight_grad_algorithm(spec, a, b, w_shape)
+        assert algorithm.weight_grad is not None
+        with threads.limited(), numerics.quiet():
+            return algorithm.weight_grad(a, b, spec, spec.pads(a.shape[2:]))
+    return complex_forms.by_parts(run, x, gy)
 
 
 def _grown_to(gy: np.ndarray, out_spatial: tuple[int, ...]) -> np.ndarray:
@@ -163,7 +195,7 @@ def conv_input(input_size: Sequence[int], weight: npt.ArrayLike, grad_output: np
         ``input_size`` not n + 1 or n + 2 long, or ``grad_output`` not the shape the forward
         gives for ``input_size``.
     TypeError
-        ``weight`` or ``grad_output`` not real numbers.
+        ``weight`` or ``grad_output`` not real or complex numbers.
 
     Examples
     --------
@@ -171,11 +203,11 @@ def conv_input(input_size: Sequence[int], weight: npt.ArrayLike, grad_output: np
     >>> conv_input((1, 1, 4), np.array([[[1., 2.]]]), np.ones((1, 1, 3)))
     array([[[1., 3., 3., 2.]]])
     """
-    w = as_real_array(weight, "weight", "conv_input")
+    w = as_array(weight, "weight", "conv_input")
     n = w.ndim - 2
     op = f"conv_transpose{n}d_input" if transposed else f"conv{n}d_input"
     spec = _spec(w.shape, stride, padding, dilation, groups, padding_mode, transposed, output_padding, n, op)
-    gy, batched = _batched(op, n, as_real_array(grad_output, "grad_output", op), "grad_output")
+    gy, batched = _batched(op, n, as_array(grad_output, "grad_output", op), "grad_output")
     given = tuple(int(v) for v in input_size)
     size = given if len(given) == n + 2 else (1,) + given if len(given) == n + 1 else None
     if size is None:
@@ -219,7 +251,7 @@ def conv_weight(input: npt.ArrayLike, weight_size: Sequence[int], grad_output: n
     ValueError
         ``grad_output`` not the shape the forward gives.
     TypeError
-        ``input`` or ``grad_output`` not real numbers.
+        ``input`` or ``grad_output`` not real or complex numbers.
 
     Examples
     --------
@@ -231,8 +263,8 @@ def conv_weight(input: npt.ArrayLike, weight_size: Sequence[int], grad_output: n
     n = len(weight_size) - 2
     op = f"conv_transpose{n}d_weight" if transposed else f"conv{n}d_weight"
     spec = _spec(weight_size, stride, padding, dilation, groups, padding_mode, transposed, output_padding, n, op)
-    x, batched = _batched(op, n, as_real_array(input, "input", op), "input")
-    gy = as_real_array(grad_output, "grad_output", op)
+    x, batched = _batched(op, n, as_array(input, "input", op), "input")
+    gy = as_array(grad_output, "grad_output", op)
     gy = gy if batched else gy[None]
     _check_grad_output(spec, x.shape, weight_size, gy.shape, op)
     compute, result = compute_dtypes(x, gy)
@@ -259,7 +291,7 @@ def conv_bias(grad_output: npt.ArrayLike, batched: bool = True) -> np.ndarray:
     Raises
     ------
     TypeError
-        ``grad_output`` not real numbers.
+        ``grad_output`` not real or complex numbers.
 
     Examples
     --------
@@ -267,7 +299,7 @@ def conv_bias(grad_output: npt.ArrayLike, batched: bool = True) -> np.ndarray:
     >>> conv_bias(np.ones((2, 3, 4, 4)))
     array([32., 32., 32.])
     """
-    gy = as_real_array(grad_output, "grad_output", "conv_bias")
+    gy = as_array(grad_output, "grad_output", "conv_bias")
     return bias_grad(gy if batched else gy[None])
 
 

@@ -37,6 +37,7 @@ from .algorithms import depthwise_jit, fft, polyphase, winograd
 # the autotuner, in npconv.autotune; its public names (and what tests reach for) stay importable here
 from .autotune import (AutotuneNotice, _key, _merge_into_cache, _tuned_choice,  # noqa: F401
                        cache_path, forget_tuned)
+from .arrays import real_dtype
 from .spec import ConvSpec
 
 Shape = Sequence[int]
@@ -353,6 +354,37 @@ def set_autotune(enabled: bool = True) -> bool:
         ``npconv.config(autotune=...)`` block accepts only a bool).
     """
     return set_defaults(where="set_autotune", autotune=bool(enabled)).autotune
+
+
+def complex_algorithm(spec: ConvSpec, x: np.ndarray, w: np.ndarray) -> Algorithm | None:
+    """The algorithm that computes this complex convolution in complex arithmetic, or None
+    where three real convolutions of the parts (:mod:`npconv.complex_forms`) are the plan.
+
+    The choice among real algorithms is the one the real parts would get (forcing and
+    autotuning included); where that algorithm computes complex natively (and measured faster
+    so, :attr:`Algorithm.complex_native`), its operands are safe to transform and its scratch
+    fits under the cap, the complex operands go to it whole.
+    """
+    dtype = np.result_type(x, w)
+    algorithm = ALGORITHMS[choose_algorithm(spec, x.shape, w.shape, real_dtype(dtype))]
+    if not algorithm.complex_native or (algorithm.transforms and not _transform_safe(x, w)):
+        return None
+    if workspace_needed(algorithm.name, spec, x.shape, w.shape, dtype) > workspace.limit():
+        return None
+    return algorithm
+
+
+def complex_weight_grad_algorithm(spec: ConvSpec, x: np.ndarray, gy: np.ndarray,
+                                  weight_shape: Shape) -> Algorithm | None:
+    """As :func:`complex_algorithm`, for the weight gradient: the algorithm the real parts would
+    get, whole where it computes complex natively, else None (by real parts)."""
+    algorithm = weight_grad_algorithm(spec, x.real, gy.real, weight_shape)
+    if not algorithm.complex_native or (algorithm.transforms and not _transform_safe(x, gy)):
+        return None
+    dtype = np.result_type(x, gy)
+    if workspace_needed(algorithm.name, spec, x.shape, weight_shape, dtype, weight_grad=True) > workspace.limit():
+        return None
+    return algorithm
 
 
 def weight_grad_algorithm(spec: ConvSpec, x: np.ndarray, gy: np.ndarray, weight_shape: Shape) -> Algorithm:

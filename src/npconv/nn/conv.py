@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import core, grad
-from ..arrays import as_real_array, compute_dtypes
+from ..arrays import as_array, compute_dtypes
 from ..random import generator
 from ..spec import ConvSpec, check_groups, check_input_rank, weight_shape
 from ..spec_errors import ConvRule, ConvRuleError, Words, worded
@@ -163,7 +163,7 @@ class ConvNd(Module):
         if is_dask_array(input):
             return dask_forward(self, spec, input)
         self._dask_forward = False
-        x = as_real_array(input, "input", spec.op)
+        x = as_array(input, "input", spec.op)
         self._input, self._run_spec = x, spec
         return core.apply(spec, x, self.weight, self.bias)
 
@@ -191,7 +191,7 @@ class ConvNd(Module):
             raise backward_refusal(self)
         spec, x = self._run_spec, self._input
         batched = check_input_rank(spec.op, spec.ndim, x.shape)
-        gy = as_real_array(grad_output, "grad_output", spec.op)
+        gy = as_array(grad_output, "grad_output", spec.op)
         xb, gyb = (x, gy) if batched else (x[None], gy[None])
         compute, result = compute_dtypes(xb, gyb, self.weight)
         xb, gyb = xb.astype(compute, copy=False), gyb.astype(compute, copy=False)
