@@ -20,7 +20,7 @@ PACKAGE = ROOT / "src" / "npconv"
 PUBLIC_MODULES = ["__init__.py", "functional.py", "blocks.py", "padding.py", "grad.py", "core.py", "spec.py", "spec_parsing.py", "spec_errors.py", "spec_messages.py",
                   "onnx.py", "settings.py", "select.py", "separable.py", "io.py", "optim.py",
                   "onnx_pads.py", "onnx_words.py", "autotune.py", "algorithm_registry.py", "io_checks.py",
-                  "io_safetensors.py", "onnx_deform.py", "onnx_stream.py", "dask.py", "stream.py",
+                  "io_safetensors.py", "onnx_deform.py", "onnx_stream.py", "dask.py", "stream.py", "complex_forms.py",
                   "nn", "keras", "explain", "ops"]
 
 
