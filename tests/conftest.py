@@ -6,11 +6,14 @@ import torch
 
 torch.set_num_threads(1)  # tiny cases: one thread keeps the suite fast and quiet
 
-TOLERANCE = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5, np.dtype(np.float16): 2e-3}
+TOLERANCE = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5, np.dtype(np.float16): 2e-3,
+             np.dtype(np.complex128): 1e-12, np.dtype(np.complex64): 1e-5}
 
 
 def relative_error(got, want) -> float:
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    """max |got - want| / max |want|, in float64 (complex128 for complex operands: never the real part only)."""
+    wide = np.complex128 if np.iscomplexobj(got) or np.iscomplexobj(want) else np.float64
+    got, want = np.asarray(got, wide), np.asarray(want, wide)
     scale = max(np.abs(want).max(initial=0.0), np.finfo(np.float64).tiny)
     return float(np.abs(got - want).max(initial=0.0) / scale)
 

@@ -37,18 +37,18 @@ class Term:
     source : tuple of int or None
         The input element read (under reflect/replicate/circular padding, the one copied);
         None on zero padding.
-    value : float
-        The value read (0.0 on zero padding).
-    weight : float
-        The weight of this tap.
+    value : float or complex
+        The value read (0.0 on zero padding); complex when the input is.
+    weight : float or complex
+        The weight of this tap; complex when the weight is.
     """
 
     channel: int
     tap: tuple[int, ...]
     position: tuple[int, ...]
     source: tuple[int, ...] | None  # the input element read; None: zero padding
-    value: float
-    weight: float
+    value: float | complex
+    weight: float | complex
 
     @property
     def padded(self) -> bool:
@@ -68,11 +68,11 @@ class Explanation:
         The operation, e.g. ``'conv2d'`` or ``'conv_transpose2d'``.
     index : tuple of int
         The output element explained (as given: unbatched inputs have no batch index).
-    value : float
-        The engine's value of that element.
+    value : float or complex
+        The engine's value of that element (complex when the convolution is).
     terms : tuple of Term
         Every product of the sum, channel by channel, taps row-major.
-    bias : float
+    bias : float or complex
         The bias added (0.0 when none).
     spec : ConvSpec
         The normalised parameters.
@@ -84,9 +84,9 @@ class Explanation:
 
     op: str
     index: tuple[int, ...]
-    value: float
+    value: float | complex
     terms: tuple[Term, ...]
-    bias: float
+    bias: float | complex
     spec: ConvSpec
     pads: tuple[tuple[int, int], ...]
     channels: tuple[int, int]  # the input channels of this output's group, [first, last]
@@ -96,6 +96,7 @@ class Explanation:
 
         Channels are set apart by spaces, values copied into the padding are in brackets and
         zero padding is left out; weights are shown (``2*1 + (-1)*2``) unless all are 1.
+        Complex numbers read as NumPy prints them, ``(1+2j)``, each part to 6 digits.
         """
         by_channel = itertools.groupby(self.terms, key=lambda t: t.channel)
         unit = all(t.weight == 1 for t in self.terms)
@@ -142,8 +143,15 @@ class Explanation:
     __str__ = text
 
 
-def _num(v: float) -> str:
+def _num(v: float | complex) -> str:
+    if isinstance(v, complex):
+        return f"({v.real:g}{v.imag:+g}j)"  # NumPy's (a+bj), with the real numbers' precision
     return f"{float(v):g}"
+
+
+def _scalar(v: np.generic) -> float | complex:
+    """A Python float, or a complex for a complex array element (never dropping the imaginary part)."""
+    return complex(v) if np.iscomplexobj(v) else float(v)
 
 
 def _at(position: Sequence[int] | None) -> str:
@@ -154,7 +162,8 @@ def _term_text(t: Term, unit: bool) -> str:
     value = f"[{_num(t.value)}]" if t.padded else _num(t.value)
     if unit:
         return value
-    weight = f"({_num(t.weight)})" if t.weight < 0 else _num(t.weight)
+    negative = not isinstance(t.weight, complex) and t.weight < 0  # complex: already in brackets
+    weight = f"({_num(t.weight)})" if negative else _num(t.weight)
     return f"{weight}*{value}"
 
 
@@ -199,14 +208,16 @@ def explain_output(x: npt.ArrayLike, w: npt.ArrayLike, index: Sequence[int], str
 
     Along each dim, output ``o`` reads padded position ``o * stride + k * dilation - pad_lo``
     through tap ``k``; the terms come from the engine's own table of those positions.
+    A complex input, weight or bias gives complex terms and value, printed as NumPy prints
+    complex numbers: ``(1+2j)``.
 
     Parameters
     ----------
     x : array_like
         The input, ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``; 1, 2 or 3
-        spatial dims.
+        spatial dims; real or complex.
     w : array_like
-        The weight, ``(C_out, C_in / groups, *kernel)``.
+        The weight, ``(C_out, C_in / groups, *kernel)``; real or complex.
     index : sequence of int
         The output element: ``(n, c_out, *o)``, or ``(c_out, *o)`` for an unbatched input.
     stride, padding, dilation, groups, padding_mode
@@ -234,6 +245,12 @@ def explain_output(x: npt.ArrayLike, w: npt.ArrayLike, index: Sequence[int], str
     >>> e = explain_output(x, np.ones((1, 1, 3, 3)), (0, 0, 0, 0), padding=1, padding_mode="reflect")
     >>> e.sum_line(), e.terms[0].source
     ('42 = [7]+[6]+[7]+[1]+0+1+[7]+6+7', (1, 1))
+    >>> xc = np.array([[1 + 1j, 2, 3j]])  # unbatched (C_in, L), complex
+    >>> e = explain_output(xc, np.array([[[1j, 2]]]), (0, 0))
+    >>> print(e.sum_line())
+    (3+1j) = (0+1j)*(1+1j) + (2+0j)*(2+0j)
+    >>> e.value == sum(t.weight * t.value for t in e.terms)
+    True
     """
     n = np.asarray(w).ndim - 2
     unbatched = np.asarray(x).ndim == n + 1
@@ -254,11 +271,11 @@ def explain_output(x: npt.ArrayLike, w: npt.ArrayLike, index: Sequence[int], str
             position = tuple(oo * s + k * d - lo for oo, k, s, d, (lo, _) in
                              zip(o, tap, spec.stride, spec.dilation, pads))
             read = None if min(source) < 0 else source
-            value = 0.0 if read is None else float(x[(batch, first + c_local) + read])
+            value = _scalar(x.dtype.type(0) if read is None else x[(batch, first + c_local) + read])
             terms.append(Term(first + c_local, tap, position, read, value,
-                              float(w[(c_out, c_local) + tap])))
-    b = 0.0 if bias is None else float(np.asarray(bias)[c_out])
-    return Explanation(spec.op, index[1:] if unbatched else index, float(out[index]), tuple(terms), b,
+                              _scalar(w[(c_out, c_local) + tap])))
+    b = 0.0 if bias is None else _scalar(np.asarray(bias)[c_out])
+    return Explanation(spec.op, index[1:] if unbatched else index, _scalar(out[index]), tuple(terms), b,
                        spec, pads, (first, first + per_group - 1))
 
 
@@ -368,7 +385,8 @@ def explain_transposed_output(x: npt.ArrayLike, w: npt.ArrayLike, index: Sequenc
     Transposed convolution scatters: input ``i`` adds ``w[k] * x[i]`` at output
     ``q = i * stride + k * dilation - pad_lo``.  The pairs ``(i, k)`` landing on ``q`` are the
     ones the forward convolution of the same spec reads from position ``q`` (its adjoint), so
-    they come from the same table.
+    they come from the same table.  Complex operands give complex terms, as in
+    :func:`explain_output`.
 
     Parameters
     ----------
@@ -419,7 +437,7 @@ def explain_transposed_output(x: npt.ArrayLike, w: npt.ArrayLike, index: Sequenc
         for combo in pairs:
             i = tuple(int(p[0]) for p in combo)
             tap = tuple(int(p[1]) for p in combo)
-            terms.append(Term(ci, tap, i, i, float(x[(batch, ci) + i]), float(w[(ci, c_local) + tap])))
-    b = 0.0 if bias is None else float(np.asarray(bias)[c_out])
-    return Explanation(spec.op, index[1:] if unbatched else index, float(out[index]), tuple(terms), b,
+            terms.append(Term(ci, tap, i, i, _scalar(x[(batch, ci) + i]), _scalar(w[(ci, c_local) + tap])))
+    b = 0.0 if bias is None else _scalar(np.asarray(bias)[c_out])
+    return Explanation(spec.op, index[1:] if unbatched else index, _scalar(out[index]), tuple(terms), b,
                        spec, pads, (group * per_group_in, (group + 1) * per_group_in - 1))

@@ -28,6 +28,10 @@ def conv_matrix(weight: npt.ArrayLike, input_shape: Sequence[int], stride: IntOr
     tap ``k`` reads.  ``C.T @ y.ravel()`` is the transposed convolution of ``y`` with the same
     weight, stride, padding, dilation and groups (the output size chosen to be the input's).
 
+    A complex weight gives a complex matrix.  Its adjoint ``C.conj().T`` (``vdot(y, C @ x) ==
+    vdot(C.conj().T @ y, x)``) is the transposed convolution with ``conj(weight)``, which is
+    the input gradient :func:`npconv.grad.conv_input` computes (PyTorch autograd's convention).
+
     Parameters
     ----------
     weight : array_like
@@ -44,7 +48,8 @@ def conv_matrix(weight: npt.ArrayLike, input_shape: Sequence[int], stride: IntOr
     Returns
     -------
     scipy.sparse.csr_array
-        ``(N * C_out * prod(out_spatial), N * C_in * prod(spatial))``, in the weight's dtype.
+        ``(N * C_out * prod(out_spatial), N * C_in * prod(spatial))``, in the weight's dtype
+        (complex64 or complex128 for a complex weight).
 
     Raises
     ------
@@ -58,6 +63,14 @@ def conv_matrix(weight: npt.ArrayLike, input_shape: Sequence[int], stride: IntOr
     array([[1., 1., 0., 0.],
            [0., 1., 1., 0.],
            [0., 0., 1., 1.]], dtype=float32)
+    >>> c = conv_matrix(np.array([[[1j, 2]]], np.complex64), (1, 3))
+    >>> c.toarray()
+    array([[0.+1.j, 2.+0.j, 0.+0.j],
+           [0.+0.j, 0.+1.j, 2.+0.j]], dtype=complex64)
+    >>> c.conj().T.toarray()  # the adjoint: conv_transpose with conj(weight)
+    array([[0.-1.j, 0.+0.j],
+           [2.+0.j, 0.-1.j],
+           [0.+0.j, 2.+0.j]], dtype=complex64)
     """
     w = np.asarray(weight)
     n = w.ndim - 2
