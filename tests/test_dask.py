@@ -253,8 +253,8 @@ REFUSALS = {
     "bias-of-wrong-length": ("conv2d", ones((1, 2, 6, 6)), ones((4, 2, 3, 3)), dict(bias=ones(3))),
     "input-of-wrong-rank": ("conv2d", ones((1, 1, 2, 6, 6)), ones((2, 2, 3, 3)), {}),
     "weight-of-wrong-rank": ("conv2d", ones((1, 2, 6, 6)), ones((2, 2, 3)), {}),
-    "complex-input": ("conv2d", ones((1, 2, 6, 6), complex), ones((2, 2, 3, 3)), {}),
-    "complex-weight": ("conv2d", ones((1, 2, 6, 6)), ones((2, 2, 3, 3), complex), {}),
+    "complex256-input": ("conv2d", ones((1, 2, 6, 6), np.clongdouble), ones((2, 2, 3, 3)), {}),
+    "complex256-weight": ("conv2d", ones((1, 2, 6, 6)), ones((2, 2, 3, 3), np.clongdouble), {}),
     "same-on-transposed": ("conv_transpose2d", ones((1, 2, 6, 6)), ones((2, 2, 3, 3)), dict(padding="same")),
     "output-padding-over-stride": ("conv_transpose2d", ones((1, 2, 6, 6)), ones((2, 2, 3, 3)),
                                    dict(stride=2, output_padding=2)),
@@ -288,7 +288,7 @@ def test_refusals_match_functional_at_call_time(face, x, w, kwargs):
 
 
 @pytest.mark.parametrize("name", ["groups-not-dividing-channels", "reflect-pad-over-size", "weight-of-wrong-rank",
-                                  "complex-input", "complex-weight", "input-none", "weight-none", "weight-2d"])
+                                  "complex256-input", "complex256-weight", "input-none", "weight-none", "weight-2d"])
 def test_refusals_of_conv_match_npconv_conv(name):
     _, x, w, kwargs = REFUSALS[name]
     want = _raised(lambda: npconv.conv(x, w, **kwargs))

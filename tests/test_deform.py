@@ -269,7 +269,8 @@ def test_refusals_name_rule_and_numbers(call, rule, numbers):
 def test_complex_operands_are_type_errors(which):
     operands = dict(input=XR, offset=OFF, weight=WR, mask=MASK)
     operands[which] = operands[which].astype(np.complex128)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=rf"{which} is complex \(complex128\): torchvision's deform_conv2d has no "
+                                        r"complex kernel"):
         ops.deform_conv2d(operands["input"], operands["offset"], operands["weight"], mask=operands["mask"])
 
 

@@ -177,7 +177,7 @@ def test_forward_and_backward_refusals(rng):
         layer(np.zeros((1, 4, 5, 5), np.float32), np.zeros((1, 17, 3, 3), np.float32))
     with pytest.raises(ValueError, match="offset's spatial size must be the output's 3x3, got 4x4"):
         layer(np.zeros((1, 4, 5, 5), np.float32), np.zeros((1, 18, 4, 4), np.float32))
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="torchvision's deform_conv2d has no complex kernel"):
         layer(np.zeros((1, 4, 5, 5), np.complex64), np.zeros((1, 18, 3, 3), np.float32))
     layer(np.zeros((1, 4, 5, 5), np.float32), np.zeros((1, 18, 3, 3), np.float32))
     with pytest.raises(ValueError, match=r"grad_output has shape \[1, 8, 3, 2\], but this deformable "

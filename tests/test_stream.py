@@ -356,8 +356,8 @@ def test_keras_non_causal_padding_is_refused():
     _raises(ValueError, "causal", StreamingConv, layer)
 
 
-@pytest.mark.parametrize("chunk", [np.ones((1, 2, 3), np.complex128), np.full((1, 2, 3), "a")],
-                         ids=["complex", "str"])
+@pytest.mark.parametrize("chunk", [np.ones((1, 2, 3), np.clongdouble), np.full((1, 2, 3), "a")],
+                         ids=["complex256", "str"])  # complex64/128 stream: tests/test_nn_complex.py
 def test_non_float_chunk_is_refused(chunk):
     _raises(TypeError, r"complex|real|float|dtype|number", StreamingConv(nn.Conv1d(2, 2, 3)).step, chunk)
 

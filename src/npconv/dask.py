@@ -3,7 +3,8 @@
 ``npconv.dask.conv2d(x, w)`` takes a ``dask.array.Array`` ``x`` of shape (N, C, H, W), chunked
 in any way, and returns a lazy ``dask.array.Array`` whose ``.compute()`` is
 ``npconv.functional.conv2d`` of the whole array (the same settings, extensions and refusals).
-Needs the optional extra: ``pip install npconv[dask]``.
+Complex operands (complex64, complex128) are taken as :func:`npconv.conv` takes them: each block
+is an :func:`npconv.conv`.  Needs the optional extra: ``pip install npconv[dask]``.
 
 How the graph is built (one rule for every n, every padding mode and every stride):
 
@@ -45,7 +46,7 @@ except ImportError as error:  # pragma: no cover - the extra is missing
     raise ImportError("npconv.dask needs Dask: pip install 'npconv[dask]'") from error
 
 from . import core
-from .arrays import as_real_array, compute_dtypes
+from .arrays import as_array, compute_dtypes
 from .settings import config as npconv_config
 from .settings import current as current_settings
 from .spec import ConvSpec, check_input_rank, check_operands
@@ -96,7 +97,7 @@ def conv(input: Any, weight: npt.ArrayLike, bias: npt.ArrayLike | None = None, *
     >>> bool(np.allclose(y.compute(), npconv.conv(x, w, stride=2, padding="same"), rtol=0, atol=1e-12))
     True
     """
-    w = as_real_array(weight, "weight", "conv")
+    w = as_array(weight, "weight", "conv")
     if w.ndim < 3:
         raise ValueError(f"conv: weight must have at least 3 dims (channels, channels, *kernel_size), "
                          f"got weight of shape {list(w.shape)}")
@@ -110,7 +111,7 @@ def _run(n: int, input: Any, w: np.ndarray, bias: npt.ArrayLike | None, *, strid
     """Validate everything as npconv does (same rules, same words), then build the graph."""
     op = f"conv_transpose{n}d" if transposed else f"conv{n}d"
     x = _dask_input(input, op)
-    b = None if bias is None else as_real_array(bias, "bias", op)
+    b = None if bias is None else as_array(bias, "bias", op)
     spec = ConvSpec.build(w.shape[2:], stride, padding, dilation, groups, padding_mode, transposed, output_padding,
                           ndim=n, op=op)
     batched = check_input_rank(op, n, x.shape)
@@ -129,8 +130,8 @@ def _dask_input(input: Any, op: str) -> Any:
     """A Dask array as it is (its dtype checked by npconv's policy); anything else read as npconv
     reads an input and wrapped as one chunk."""
     if not isinstance(input, da.Array):
-        return da.from_array(as_real_array(input, "input", op))
-    as_real_array(np.empty(0, input.dtype), "input", op)  # the dtype policy's TypeError, before any graph
+        return da.from_array(as_array(input, "input", op))
+    as_array(np.empty(0, input.dtype), "input", op)  # the dtype policy's TypeError, before any graph
     return input
 
 
@@ -256,7 +257,7 @@ def _blockwise(overlapped: Any, w: np.ndarray, b: np.ndarray | None, spec: ConvS
 
 def _result_dtype(input_dtype: np.dtype, w: np.ndarray, b: np.ndarray | None) -> np.dtype:
     """npconv's result dtype for these operands (ints and bools are read as float64)."""
-    return compute_dtypes(np.empty(0, input_dtype if input_dtype.kind == "f" else np.float64), w, b)[1]
+    return compute_dtypes(np.empty(0, input_dtype if input_dtype.kind in "fc" else np.float64), w, b)[1]
 
 
 def _conv_block(block: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, *,
@@ -300,7 +301,7 @@ def _named(face: Any, name: str) -> Any:
 
 def _weight_of_rank(name: str, n: int, weight: npt.ArrayLike) -> np.ndarray:
     """The weight read as npconv.functional reads it, refused in its words if not (n + 2)-D."""
-    w = as_real_array(weight, "weight", name)
+    w = as_array(weight, "weight", name)
     if w.ndim != n + 2:
         raise ValueError(f"{name}: weight must be {n + 2}-D (channels, channels, *kernel_size), "
                          f"got weight of size {list(w.shape)}")

@@ -56,15 +56,20 @@ AUTO_PADS = _AUTO_PADS
 
 # ---- operand checks ------------------------------------------------------------------------
 
+def no_complex(op: str) -> str:
+    """Why an ONNX face refuses complex operands (for :func:`npconv.arrays.as_real_array`)."""
+    return f"ONNX's {op} takes float tensors only (its type T has no complex)"
+
+
 def _operands(op: str, X: npt.ArrayLike, W: npt.ArrayLike,
               B: npt.ArrayLike | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """X, W (and B) as arrays of X's float type; W and B must share it (ONNX's T)."""
-    x = as_real_array(X, "X", op)
+    x = as_real_array(X, "X", op, why=no_complex(op))
     return x, _of_type(op, x, "W", W), None if B is None else _of_type(op, x, "B", B)
 
 
 def _of_type(op: str, x: np.ndarray, name: str, value: npt.ArrayLike) -> np.ndarray:
-    a = as_real_array(value, name, op)
+    a = as_real_array(value, name, op, why=no_complex(op))
     if isinstance(value, np.ndarray) and value.dtype.kind == "f" and a.dtype != x.dtype:
         raise TypeError(f"{op}: X, W and B must share one type T, got X {x.dtype} and {name} {a.dtype}")
     return a.astype(x.dtype, copy=False)
@@ -270,7 +275,7 @@ def col2im(input: npt.ArrayLike, image_shape: Ints, block_shape: Ints, *, dilati
            [1., 2., 1.]])
     """
     op = "Col2Im"
-    cols = as_real_array(input, "input", op)
+    cols = as_real_array(input, "input", op, why=no_complex(op))
     image = _shape_input(op, "image_shape", image_shape)
     block = _shape_input(op, "block_shape", block_shape)
     n = len(image)

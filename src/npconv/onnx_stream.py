@@ -37,6 +37,7 @@ from .arrays import as_real_array
 __all__ = ["causal_conv_with_state", "ACTIVATIONS"]
 
 OP = "CausalConvWithState"
+NO_COMPLEX = f"ONNX Runtime's {OP} takes float tensors only (its type T has no complex)"
 #: The values ONNX allows for the ``activation`` attribute ('swish' is 'silu').
 ACTIVATIONS = ("none", "silu", "swish")
 
@@ -87,7 +88,7 @@ def causal_conv_with_state(input: npt.ArrayLike, weight: npt.ArrayLike, bias: np
     >>> causal_conv_with_state(np.array([[[4.]]]), w, past_state=state)[0]  # the next token
     array([[[432.]]])
     """
-    x = as_real_array(input, "input", OP)
+    x = as_real_array(input, "input", OP, why=NO_COMPLEX)
     if x.ndim != 3:
         raise ValueError(f"{OP}: input must be rank 3 (batch_size, channels, length), got input of shape "
                          f"{list(x.shape)}")
@@ -111,7 +112,7 @@ def causal_conv_with_state(input: npt.ArrayLike, weight: npt.ArrayLike, bias: np
 
 def _of_input_type(x: np.ndarray, name: str, value: npt.ArrayLike) -> np.ndarray:
     """``value`` as an array of the input's type; a float array of another type is refused (ONNX's T)."""
-    a = as_real_array(value, name, OP)
+    a = as_real_array(value, name, OP, why=NO_COMPLEX)
     if isinstance(value, np.ndarray) and value.dtype.kind == "f" and a.dtype != x.dtype:
         raise TypeError(f"{OP}: input, weight, bias and past_state must share one type T, got input "
                         f"{x.dtype} and {name} {a.dtype}")

@@ -1,9 +1,12 @@
-"""SGD and Adam with PyTorch's update rules (same hyper-parameters, same arithmetic order)."""
+"""SGD and Adam with PyTorch's update rules (same hyper-parameters, same arithmetic order).
+
+Complex parameters (npconv.nn's complex conv modules) are updated as torch updates them: SGD
+in complex arithmetic, Adam on each entry's real and imaginary parts as two reals."""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, cast
 
 import numpy as np
 
@@ -59,6 +62,11 @@ def apply_constraint(param: np.ndarray) -> None:
     constraint = getattr(param, "constraint", None)
     if constraint is not None:
         param[...] = np.asarray(constraint(np.asarray(param)), dtype=param.dtype)
+
+
+def real_view(array: np.ndarray) -> np.ndarray:
+    """A complex array's (re, im) pairs, ``(*shape, 2)``, sharing its memory (torch's view_as_real)."""
+    return array[..., None].view(array.real.dtype)
 
 
 class SGD(Optimizer):
@@ -155,6 +163,8 @@ class Adam(Optimizer):
                                       amsgrad=amsgrad, maximize=maximize))
 
     def _update(self, param: Parameter, g: np.ndarray, state: dict[str, Any]) -> None:
+        if np.iscomplexobj(param):  # torch's Adam: each complex entry as its (re, im) pair
+            return self._update(cast("Parameter", real_view(param)), real_view(g), state)
         h = self.defaults
         (b1, b2), eps = h["betas"], h["eps"]
         g = -g if h["maximize"] else g

@@ -13,7 +13,8 @@ Keras layer's ``(N, T, *rest, C)``.  With a stride, outputs fall on the stride's
 reads padded samples ``j*stride`` ...), and the state also holds the samples of the next window
 that have arrived.  A step's cost is proportional to its piece, not to the history: the taps of
 the pending outputs are gathered from the state (k slices of the piece's length) and convolved
-with the taps ``length`` apart, however large the dilation.
+with the taps ``length`` apart, however large the dilation.  A complex signal streams through
+an ``npconv.nn`` module as its forward takes it (not through a Keras layer: Keras has no complex).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import core
-from .arrays import as_real_array, compute_dtypes
+from .arrays import as_array, as_real_array, compute_dtypes
 from .spec import ConvSpec
 
 __all__ = ["StreamingConv", "StreamingSequential"]
@@ -86,12 +87,12 @@ class StreamingConv:
     """
 
     def __init__(self, module: Any, *, initial_state: npt.ArrayLike | None = None) -> None:
-        self._channels_last = _is_keras_channels_last(module)
+        self._channels_last, self._keras = _is_keras_channels_last(module), hasattr(module, "get_config")
         self.module = _as_module(module)
         self._spec = _causal_spec(self.module, "StreamingConv")
         self._history = self._spec.dilation[0] * (self._spec.kernel_size[0] - 1)
         self._initial = None if initial_state is None else self._checked_history(
-            self._from_layout(np.array(as_real_array(initial_state, "initial_state", "StreamingConv"))))
+            self._from_layout(np.array(self._read(initial_state, "initial_state", "StreamingConv"))))
         self.reset()
 
     # ---- the public face ---------------------------------------------------------------
@@ -129,12 +130,14 @@ class StreamingConv:
         ValueError
             A piece whose rank, batch, channels or other axes differ from the stream's.
         TypeError
-            A piece that is not real numbers.
+            A piece that is not real or complex numbers (a Keras layer's: not real numbers).
         """
-        x = self._accepted(as_real_array(chunk, "chunk", "StreamingConv.step"))
+        x = self._accepted(self._read(chunk, "chunk", "StreamingConv.step"))
         x = self._skipped(x)
         if self._from_initial and self._buffer is not None:
-            self._buffer, self._from_initial = self._buffer.astype(x.dtype), False
+            # a complex history keeps its imaginary part: the piece's precision, complex
+            dtype = np.result_type(x.dtype, np.complex64) if np.iscomplexobj(self._buffer) else x.dtype
+            self._buffer, self._from_initial = self._buffer.astype(dtype), False
         self._buffer = x if self._buffer is None else np.concatenate([self._buffer, x.astype(
             np.result_type(self._buffer, x), copy=False)], axis=2)
         stride, span = self._spec.stride[0], self._history + 1
@@ -148,7 +151,7 @@ class StreamingConv:
 
     def offline(self, signal: npt.ArrayLike) -> np.ndarray:
         """The module on a whole signal with causal padding along time: what the steps add up to."""
-        x = self._from_layout(as_real_array(signal, "signal", "StreamingConv.offline"))
+        x = self._from_layout(self._read(signal, "signal", "StreamingConv.offline"))
         batched = x.ndim == self._spec.ndim + 2
         x = x if batched else x[None]
         pads = ((0, 0), (0, 0), (self._history, 0)) + ((0, 0),) * (self._spec.ndim - 1)
@@ -195,6 +198,13 @@ class StreamingConv:
         return (buffer.shape[0], np.shape(self.module.weight)[0], 0) + rest_out
 
     # ---- checks and layouts --------------------------------------------------------------
+    def _read(self, value: npt.ArrayLike, name: str, op: str) -> np.ndarray:
+        """npconv's dtype policy: complex streams through an npconv.nn conv (as its forward takes
+        it), not through a Keras layer (Keras has no complex convolution)."""
+        if self._keras:
+            return as_real_array(value, name, op, why="Keras has no complex convolution")
+        return as_array(value, name, op)
+
     def _checked_history(self, history: np.ndarray) -> np.ndarray:
         """``initial_state``: (N, C, dilation*(k-1), *rest) or unbatched, C the module's channels."""
         n, channels = self._spec.ndim, np.shape(self.module.weight)[1] * self._spec.groups

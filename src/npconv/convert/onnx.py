@@ -37,6 +37,7 @@ __all__ = ["NpconvCall", "DeformConvCall", "onnx_node_to_call", "node_attributes
 ATTRIBUTE_FIELDS = {1: "f", 2: "i", 3: "s", 6: "floats", 7: "ints", 8: "strings"}
 OP_TYPES = ("Conv", "ConvTranspose", "DeformConv")
 RUN_TIME_RULES = {"SAME_UPPER": "same", "SAME_LOWER": "same_lower"}
+NO_COMPLEX = "ONNX's Conv and ConvTranspose take float tensors only (their type T has no complex)"
 
 
 def node_attributes(node: Any) -> dict[str, Any]:
@@ -86,16 +87,17 @@ class NpconvCall:
         return dict(kwargs, output_padding=self.output_padding) if self.transposed else kwargs
 
     def __call__(self, X: npt.ArrayLike, W: npt.ArrayLike, B: npt.ArrayLike | None = None) -> np.ndarray:
-        x = as_real_array(X, "X", self.function)
+        x = as_real_array(X, "X", self.function, why=NO_COMPLEX)
         if self.input_spatial is not None and tuple(x.shape[2:]) != self.input_spatial:
             raise ValueError(f"{self.function}: this call's pads were worked out for input spatial size "
                              f"{list(self.input_spatial)} (auto_pad/output_shape depend on it), got X of "
                              f"shape {list(x.shape)}; build the call again with input_shape={list(x.shape)}")
         self._check_kernel(W)
         run = getattr(functional, self.function)
+        w = as_real_array(W, "W", self.function, why=NO_COMPLEX)
+        b = None if B is None else as_real_array(B, "B", self.function, why=NO_COMPLEX)
         if self.output_pads is None:
-            return run(x, W, B, **self.kwargs)
-        w, b = as_real_array(W, "W", self.function), None if B is None else as_real_array(B, "B", self.function)
+            return run(x, w, b, **self.kwargs)
         return zero_extended(lambda x_c, w_c: run(x_c, w_c, None, **self.kwargs), x, w, b, self.output_pads)
 
     def to_module(self, weight: npt.ArrayLike, bias: npt.ArrayLike | None = None) -> Any:

@@ -35,6 +35,7 @@ from .training import TrainingHooks, WeightOptions
 __all__ = ["KerasConv", "Stage", "DTYPES"]
 
 DTYPES = ("float32", "float64")
+NO_COMPLEX = "Keras has no complex convolution"  # why its face refuses complex (npconv.nn's conv modules take it)
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,8 @@ def _layer_dtype(dtype: Any) -> str:
         dtype = dtype.get("config", {}).get("name")
     name = "float32" if dtype is None else np.dtype(dtype).name if not isinstance(dtype, str) else dtype
     if name not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES} (npconv.keras runs float32 and float64 layers), "
-                         f"got dtype={dtype!r}")
+        raise ValueError(f"dtype must be one of {DTYPES} (npconv.keras runs float32 and float64 layers; "
+                         f"{NO_COMPLEX}), got dtype={dtype!r}")
     return name
 
 
@@ -324,7 +325,7 @@ class KerasConv(KerasConfig, TrainingHooks, Module):
         return np.ascontiguousarray(np.moveaxis(y, 1, -1)) if self.data_format == "channels_last" else y
 
     def _prepare_input(self, inputs: npt.ArrayLike) -> np.ndarray:
-        x = as_real_array(inputs, "inputs", type(self).__name__).astype(self.dtype, copy=False)
+        x = as_real_array(inputs, "inputs", type(self).__name__, why=NO_COMPLEX).astype(self.dtype, copy=False)
         if not self.built:
             self.build(x.shape)
         shape, axis = self._check_rank(x.shape), self._channel_axis()
@@ -391,7 +392,8 @@ class KerasConv(KerasConfig, TrainingHooks, Module):
         if self._saved is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before the layer was called")
         saved, pre, out = self._saved
-        gy = as_real_array(grad_output, "grad_output", type(self).__name__).astype(self.dtype, copy=False)
+        gy = as_real_array(grad_output, "grad_output", type(self).__name__, why=NO_COMPLEX)
+        gy = gy.astype(self.dtype, copy=False)
         if gy.shape != out.shape:
             raise ValueError(f"{type(self).__name__}.backward: grad_output has shape {gy.shape}, the "
                              f"output had shape {out.shape}")

@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import core, grad
-from ..arrays import as_array, compute_dtypes
+from ..arrays import SUPPORTED_COMPLEX, as_array, compute_dtypes, real_dtype
 from ..random import generator
 from ..spec import ConvSpec, check_groups, check_input_rank, weight_shape
 from ..spec_errors import ConvRule, ConvRuleError, Words, worded
@@ -30,8 +30,8 @@ __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "
 DTYPES = (np.float32, np.float64)
 
 
-def check_module_dtype(dtype: npt.DTypeLike | None, device: str | None) -> np.dtype:
-    """A module's parameter dtype: float32 (the default) or float64, on the CPU.
+def check_module_dtype(dtype: npt.DTypeLike | None, device: str | None, complex_ok: bool = False) -> np.dtype:
+    """A module's parameter dtype: float32 (the default) or float64 (or complex where ``complex_ok``), on the CPU.
 
     Parameters
     ----------
@@ -39,24 +39,25 @@ def check_module_dtype(dtype: npt.DTypeLike | None, device: str | None) -> np.dt
         The requested dtype; None means float32, as in PyTorch.
     device : str or None
         ``'cpu'`` or None.
+    complex_ok : bool, default False
+        Whether the module takes complex64 and complex128 (PyTorch's conv modules do).
 
     Returns
     -------
     numpy.dtype
-        float32 or float64.
 
     Raises
     ------
     ValueError
         A device other than the CPU.
     TypeError
-        A dtype other than float32 and float64.
+        A dtype the module does not take; the message names those it takes.
     """
     if device not in (None, "cpu"):
         raise ValueError(f"device={device!r}: npconv runs on the CPU only (device='cpu' or None)")
     dtype = np.dtype(np.float32 if dtype is None else dtype)
-    if dtype.type not in DTYPES:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+    if dtype.type not in DTYPES + (SUPPORTED_COMPLEX if complex_ok else ()):
+        raise TypeError(f"dtype must be float32 or float64{' (or complex64, complex128)' * complex_ok}, got {dtype}")
     return dtype
 
 
@@ -102,7 +103,7 @@ class ConvNd(Module):
         self._spec = ConvSpec.build(kernel_size, stride, padding, dilation, groups, padding_mode,
                                     self.transposed, output_padding, ndim=self._n, op=name)
         self._spec.check_channels(in_channels, out_channels)
-        self._dtype = check_module_dtype(dtype, device)
+        self._dtype = check_module_dtype(dtype, device, complex_ok=True)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.dilation = (self._spec.kernel_size, self._spec.stride,
                                                         self._spec.dilation)
@@ -123,13 +124,15 @@ class ConvNd(Module):
 
         weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = weight.shape[1] *
         prod(kernel_size) (``kaiming_uniform_`` with a = sqrt(5)), from npconv's generator
-        (``npconv.manual_seed`` seeds it).
+        (``npconv.manual_seed`` seeds it).  A complex module draws its real and imaginary parts
+        independently from that same U(-bound, bound), as torch's ``uniform_`` fills a complex
+        tensor (its real view), with the same real fan_in.
         """
         fan_in = self.weight.shape[1] * math.prod(self.kernel_size)
         bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
-        self.weight[...] = generator().uniform(-bound, bound, self.weight.shape)
+        self.weight[...] = _uniform(bound, self.weight)
         if self.bias is not None:
-            self.bias[...] = generator().uniform(-bound, bound, self.bias.shape)
+            self.bias[...] = _uniform(bound, self.bias)
 
     @property
     def spec(self) -> ConvSpec:
@@ -143,7 +146,7 @@ class ConvNd(Module):
         Parameters
         ----------
         input : array_like or dask.array.Array
-            ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``, float32 or float64.
+            ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``, real or complex.
             A Dask array gives a lazy Dask array (:func:`npconv.dask.conv`; inference only).
 
         Returns
@@ -200,9 +203,10 @@ class ConvNd(Module):
         if gyb.shape != expected:
             raise ValueError(f"{spec.op}.backward: grad_output has shape {list(gy.shape)}, the output "
                              f"had shape {list(expected if batched else expected[1:])}")
-        accumulate_grad(self.weight, grad.weight_grad(spec, xb, gyb, self.kernel_size))
-        accumulate_grad(self.bias, grad.bias_grad(gyb))
-        gx = grad.input_grad(spec, xb.shape[2:], w, gyb).astype(result, copy=False)
+        accumulate_grad(self.weight, _real_if(self.weight, grad.weight_grad(spec, xb, gyb, self.kernel_size)))
+        accumulate_grad(self.bias, _real_if(self.bias, grad.bias_grad(gyb)))
+        gx = _real_if(x, grad.input_grad(spec, xb.shape[2:], w, gyb))  # real x: real dL/dx
+        gx = gx.astype(result if np.iscomplexobj(x) else real_dtype(result), copy=False)
         return gx if batched else gx[0]
 
     def _repr_html_(self) -> str:
@@ -234,6 +238,18 @@ class ConvNd(Module):
         if self.padding_mode != "zeros":
             text += f", padding_mode={self.padding_mode}"
         return text
+
+
+def _uniform(bound: float, like: np.ndarray) -> np.ndarray:
+    """U(-bound, bound) in ``like``'s shape; complex: its real view's (re, im parts), as torch's uniform_."""
+    draws = generator().uniform(-bound, bound, like.shape + (2,) * np.iscomplexobj(like))  # complex: (..., re/im)
+    return draws if draws.ndim == like.ndim else draws[..., 0] + 1j * draws[..., 1]
+
+
+def _real_if(operand: np.ndarray | None, gradient: np.ndarray) -> np.ndarray:
+    """A real operand's gradient is the complex one's real part: torch autograd's dL/dRe(z) + i dL/dIm(z)."""
+    real = operand is not None and not np.iscomplexobj(operand) and np.iscomplexobj(gradient)
+    return gradient.real if real else gradient
 
 
 def _padding_attribute(pairs: tuple[tuple[int, int], ...]) -> tuple[Any, ...]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..arrays import as_real_array
+from ..arrays import as_array
 from ..spec import ConvSpec, check_input_rank, check_operands
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def is_dask_array(value: Any) -> bool:
 
 def module_input(value: Any, op: str) -> Any:
     """A forward's input as the module reads it: a Dask array as it is, anything else as
-    :func:`npconv.arrays.as_real_array` makes it (an ndarray of a supported dtype).
+    :func:`npconv.arrays.as_array` makes it (an ndarray of a supported real or complex dtype).
 
     Parameters
     ----------
@@ -54,9 +54,9 @@ def module_input(value: Any, op: str) -> Any:
     Raises
     ------
     TypeError
-        A (non-Dask) input that is not an array of real numbers.
+        A (non-Dask) input that is not an array of real or complex numbers.
     """
-    return value if is_dask_array(value) else as_real_array(value, "input", op)
+    return value if is_dask_array(value) else as_array(value, "input", op)
 
 
 def dask_forward(conv_module: ConvNd, spec: ConvSpec, input: Any) -> Any:
@@ -85,7 +85,7 @@ def dask_forward(conv_module: ConvNd, spec: ConvSpec, input: Any) -> Any:
     from .. import dask as npconv_dask  # the optional extra: imported only for a Dask input
 
     # the NumPy path's checks on the shapes and dtype alone, so refusals name the module as there
-    as_real_array(np.empty(0, input.dtype), "input", spec.op)
+    as_array(np.empty(0, input.dtype), "input", spec.op)
     batched = check_input_rank(spec.op, spec.ndim, input.shape)
     shape = tuple(input.shape) if batched else (1,) + tuple(input.shape)
     bias_shape = None if conv_module.bias is None else conv_module.bias.shape

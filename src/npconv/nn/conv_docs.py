@@ -47,7 +47,7 @@ padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, default 'zeros'
         How the padding is filled (``'zeros'`` only for transposed modules).
     device : {'cpu', None}, default None
         Accepted for PyTorch compatibility; npconv runs on the CPU.
-    dtype : {numpy.float32, numpy.float64, None}, default None
+    dtype : {numpy.float32, numpy.float64, numpy.complex64, numpy.complex128, None}, default None
         The parameters' dtype (float32 when None)."""
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import ops
-from ..ops.deform import read_operands
+from ..ops.deform import NO_COMPLEX, read_operands
 from ..arrays import as_real_array
 from ..random import generator
 from ..spec import ConvSpec, check_groups
@@ -220,7 +220,7 @@ class DeformConv2d(Module):
         if self._saved is None:
             raise RuntimeError(f"{op}.backward called before forward")
         x, offset, mask, spec = self._saved
-        gy = as_real_array(grad_output, "grad_output", op)
+        gy = as_real_array(grad_output, "grad_output", op, why=NO_COMPLEX)
         grads = ops.deform_conv_backward(gy, x, offset, self.weight, mask, spec, with_bias=self.bias is not None)
         accumulate_grad(self.weight, grads.weight)
         if grads.bias is not None:  # computed only when the module has a bias

@@ -119,7 +119,7 @@ class DepthwiseSeparableConv2d(Module):
         The depthwise conv's.
     device : {'cpu', None}, default None
         Accepted for PyTorch compatibility.
-    dtype : {numpy.float32, numpy.float64, None}, default None
+    dtype : {numpy.float32, numpy.float64, numpy.complex64, numpy.complex128, None}, default None
         The parameters' dtype (float32 when None).
 
     Attributes

@@ -52,11 +52,19 @@ class ReLU(Module):
         -------
         numpy.ndarray
             The same shape (the input itself when ``inplace``).
+
+        Raises
+        ------
+        TypeError
+            A complex input (complex numbers have no order; torch's ReLU refuses them too).
         """
         self._lazy = is_dask_array(input)
+        x: np.ndarray = input if self._lazy else np.asarray(input)  # type: ignore[assignment]  # dask.Array
+        if x.dtype.kind == "c":  # the dtype policy's words for it
+            as_real_array(np.empty(0, x.dtype), "input", "ReLU", why="complex numbers have no order "
+                          "(torch's ReLU refuses them: clamp is not supported for complex types)")
         if self._lazy:  # inference on a Dask array: lazy, nothing kept for a backward
-            return np.maximum(input, 0)
-        x = np.asarray(input)
+            return np.maximum(x, 0)
         self._mask = x > 0
         return np.maximum(x, 0, out=x if self.inplace else None)
 
@@ -209,7 +217,8 @@ class Linear(Module):
         numpy.ndarray
             ``(*, out_features)``.
         """
-        self._input = as_real_array(input, "input", "Linear")
+        self._input = as_real_array(input, "input", "Linear", why="npconv's Linear takes real numbers only "
+                                    "(torch's Linear takes complex; npconv's does not yet)")
         y = self._input @ np.asarray(self.weight).T
         return y if self.bias is None else y + self.bias
 

@@ -74,7 +74,9 @@ class PoolNd(Module):
         return k, s, d, pads, tuple(out)
 
     def _batched(self, input: npt.ArrayLike) -> tuple[np.ndarray, bool]:
-        x = as_real_array(input, "input", type(self).__name__)
+        name = type(self).__name__
+        x = as_real_array(input, "input", name, why=f"PyTorch's {name} has no complex kernel (no order to take "
+                                                     f"a max by; torch's avg_pool is not implemented for complex)")
         batched = check_input_rank(type(self).__name__, self._n, x.shape)
         return (x if batched else x[None]), batched
 

@@ -28,6 +28,8 @@ from ..spec_parsing import ntuple
 from .deform_engine import DeformConvGrads, deform_conv, deform_conv_backward, sample_columns
 from .deform_spec import DeformSpec, Padding
 
+NO_COMPLEX = "torchvision's deform_conv2d has no complex kernel"  # why complex operands are refused
+
 __all__ = ["deform_conv2d", "deform_conv2d_backward", "DeformConvGrads", "deform_conv", "deform_conv_backward",
            "sample_columns"]
 
@@ -55,9 +57,10 @@ class Operands(NamedTuple):
 def read_operands(op: str, input: npt.ArrayLike, offset: npt.ArrayLike, weight: npt.ArrayLike,
                   bias: npt.ArrayLike | None = None, mask: npt.ArrayLike | None = None) -> Operands:
     """Each operand as a real array (npconv's dtype policy); only ``bias`` and ``mask`` may be None."""
-    return Operands(as_real_array(input, "input", op), as_real_array(offset, "offset", op),
-                    as_real_array(weight, "weight", op), None if bias is None else as_real_array(bias, "bias", op),
-                    None if mask is None else as_real_array(mask, "mask", op))
+    def read(value: npt.ArrayLike, name: str) -> np.ndarray:
+        return as_real_array(value, name, op, why=NO_COMPLEX)
+    return Operands(read(input, "input"), read(offset, "offset"), read(weight, "weight"),
+                    None if bias is None else read(bias, "bias"), None if mask is None else read(mask, "mask"))
 
 
 def _torchvision_geometry(op: str, stride: IntPair, padding: IntPair,
@@ -164,6 +167,6 @@ def deform_conv2d_backward(grad_output: npt.ArrayLike, input: npt.ArrayLike, off
     op = "deform_conv2d_backward"
     operands = read_operands(op, input, offset, weight, bias, mask)
     spec = operands.spec(*_torchvision_geometry(op, stride, padding, dilation), op=op)
-    gy = as_real_array(grad_output, "grad_output", op)
+    gy = as_real_array(grad_output, "grad_output", op, why=NO_COMPLEX)
     return deform_conv_backward(gy, operands.input, operands.offset, operands.weight, operands.mask, spec,
                                 with_bias=bias is not None)
