@@ -18,14 +18,14 @@ def relative_error(got, want) -> float:
     return float(np.abs(got - want).max(initial=0.0) / scale)
 
 
-def assert_matches(got, want, dtype):
-    """Same dtype, same shape, max |err| <= tol * max |ref| (tol by dtype)."""
+def assert_matches(got, want, dtype, what=""):
+    """Same dtype, same shape, max |err| <= tol * max |ref| (tol by dtype; complex moduli)."""
     dtype = np.dtype(dtype)
     want = want.detach().numpy() if isinstance(want, torch.Tensor) else np.asarray(want)
-    assert got.dtype == dtype, f"dtype {got.dtype}, expected {dtype}"
-    assert got.shape == want.shape, f"shape {got.shape}, expected {want.shape}"
+    assert got.dtype == dtype, f"{what} dtype {got.dtype}, expected {dtype}"
+    assert got.shape == want.shape, f"{what} shape {got.shape}, expected {want.shape}"
     err = relative_error(got, want)
-    assert err <= TOLERANCE[dtype], f"relative error {err:.3e} > {TOLERANCE[dtype]:.0e}"
+    assert err <= TOLERANCE[dtype], f"{what} relative error {err:.3e} > {TOLERANCE[dtype]:.0e}"
 
 
 @pytest.fixture

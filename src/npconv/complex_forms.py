@@ -20,6 +20,8 @@ from typing import Callable
 
 import numpy as np
 
+from . import numerics
+
 Bilinear = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -59,6 +61,7 @@ def gauss(run: Bilinear, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     k2 = run(np.ascontiguousarray(ar), bi - br)
     k3 = run(np.ascontiguousarray(ai), br + bi)
     out = np.empty(k1.shape, np.result_type(k1.dtype, np.complex64))
-    np.subtract(k1, k3, out=out.real)
-    np.add(k1, k2, out=out.imag)
+    with numerics.quiet():  # inf - inf from a non-finite operand is NaN, silently, as in the real convs
+        np.subtract(k1, k3, out=out.real)
+        np.add(k1, k2, out=out.imag)
     return out

@@ -116,6 +116,7 @@ def apply(spec: ConvSpec, input: npt.ArrayLike, weight: npt.ArrayLike,
     out_channels = w.shape[1] * spec.groups if spec.transposed else w.shape[0]
     check_allocation(f"{spec.op} output", (xb.shape[0], out_channels) + out_spatial, compute)
     y = compute_batched(spec, in_compute_dtype(xb, compute), in_compute_dtype(w, compute))
+    y = y.astype(compute, copy=False)  # real operands with a complex bias: the sum is complex
     if b is not None:
         y += b.astype(compute).reshape((-1,) + (1,) * spec.ndim)
     y = y.astype(result, copy=False)

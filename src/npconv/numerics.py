@@ -36,6 +36,8 @@ def magnitude(array) -> float:
     """The largest |value| (NaN if any value is NaN, inf if any is infinite; 0 when empty)."""
     if array.size == 0:
         return 0.0
+    if np.iscomplexobj(array):  # the larger part: within sqrt(2) of the largest modulus
+        return max(magnitude(array.real), magnitude(array.imag))
     top, bottom = float(np.max(array)), float(np.min(array))
     if math.isnan(top) or math.isnan(bottom):
         return math.nan

@@ -29,8 +29,8 @@ def pad(input: npt.ArrayLike, pad: tuple[int, ...] | list[int], mode: str = "con
         0, 3)`` the last two.  Negative values crop.
     mode : {'constant', 'reflect', 'replicate', 'circular'}, default 'constant'
         What the padding holds; reflect needs pad < size, circular pad <= size.
-    value : float, optional
-        The constant (default 0); only with ``mode='constant'``.
+    value : float or complex, optional
+        The constant (default 0); only with ``mode='constant'``; complex only for a complex input.
 
     Returns
     -------
@@ -42,7 +42,7 @@ def pad(input: npt.ArrayLike, pad: tuple[int, ...] | list[int], mode: str = "con
     ConvRuleError
         reflect or circular padding too large for its dim.
     TypeError
-        ``pad`` not a tuple of ints.
+        ``pad`` not a tuple of ints; a complex ``value`` for a real input.
     ValueError
         An odd number of pads, more pairs than dims, an unknown mode, a value with a mode other
         than constant, a mode for dims it does not pad, crops larger than the dim.
@@ -58,6 +58,7 @@ def pad(input: npt.ArrayLike, pad: tuple[int, ...] | list[int], mode: str = "con
     x = np.asarray(input)
     pairs = _pad_pairs(pad, x.ndim)
     _check_pad_mode(mode, value, len(pairs), x.shape)
+    _check_pad_value(value, x.dtype)
     first = x.ndim - len(pairs)
     _check_pad_sizes(mode, x.shape[first:], pairs)
     widths = [(0, 0)] * first + [(max(lo, 0), max(hi, 0)) for lo, hi in pairs]
@@ -97,6 +98,13 @@ def _pad_pairs(pad: object, ndim: int) -> list[tuple[int, int]]:
                          f"dimension but got padding length {len(pad)} and input of dimension {ndim}")
     pairs = [(int(pad[i]), int(pad[i + 1])) for i in range(0, len(pad), 2)]
     return pairs[::-1]
+
+
+def _check_pad_value(value: object, dtype: np.dtype) -> None:
+    """A complex constant needs a complex input: NumPy would drop its imaginary part."""
+    if np.iscomplexobj(value) and np.imag(value) != 0 and dtype.kind != "c":
+        raise TypeError(f"pad: value {value!r} is complex but the input is real ({dtype}): its imaginary "
+                        f"part would be lost; pad a complex input, or pass a real value")
 
 
 def _check_pad_mode(mode: str, value: float | None, n_padded: int, shape: tuple[int, ...]) -> None:
