@@ -41,9 +41,10 @@ docs: $(VENV)/.installed-test
 # the environment advice (npconv.cpu) must be in place before NumPy/SciPy load OpenBLAS;
 # the layer suite, then the deformable conv rows (bench/deform.py), then a 40,000 x 40,000
 # image convolved by Dask chunk by chunk (bench/scale.py, about a minute), then a WaveNet-style
-# causal stack streamed one sample and 10 ms at a time (bench/stream.py, seconds)
+# causal stack streamed one sample and 10 ms at a time (bench/stream.py, seconds), then complex64/complex128
+# convolutions beside torch's complex conv (bench/complex.py, a few minutes)
 bench: $(VENV)/.installed-test
-	eval "$$($(BIN)/npconv environment)"; $(BIN)/python bench/layers.py && $(BIN)/python bench/deform.py && $(BIN)/python bench/scale.py && $(BIN)/python bench/stream.py
+	eval "$$($(BIN)/npconv environment)"; $(BIN)/python bench/layers.py && $(BIN)/python bench/deform.py && $(BIN)/python bench/scale.py && $(BIN)/python bench/stream.py && $(BIN)/python bench/complex.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache docs/_build

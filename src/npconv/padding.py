@@ -100,9 +100,9 @@ def _pad_pairs(pad: object, ndim: int) -> list[tuple[int, int]]:
     return pairs[::-1]
 
 
-def _check_pad_value(value: object, dtype: np.dtype) -> None:
+def _check_pad_value(value: complex | None, dtype: np.dtype) -> None:
     """A complex constant needs a complex input: NumPy would drop its imaginary part."""
-    if np.iscomplexobj(value) and np.imag(value) != 0 and dtype.kind != "c":
+    if value is not None and np.iscomplexobj(value) and np.imag(value) != 0 and dtype.kind != "c":
         raise TypeError(f"pad: value {value!r} is complex but the input is real ({dtype}): its imaginary "
                         f"part would be lost; pad a complex input, or pass a real value")
 
