@@ -38,7 +38,9 @@ class Algorithm:
     # takes it only where this accepts the operands; forcing or autotuning needs only `applies`
     worthwhile: Callable | None = None
     # computes complex operands in complex arithmetic, and that measured faster than three real
-    # convolutions of the parts (npconv.complex_forms); the others get the parts
+    # convolutions of the parts (npconv.complex_forms); the others get the parts.  One complex
+    # GEMM against three real ones, same algorithm forced (bench/complex.py's measurements):
+    # im2col_gemm 1.2-1.5x, pointwise 1.5-2.4x, gemm_col2im 1.6-2.6x, depthwise_direct 1.6-1.8x
     complex_native: bool = False
 
 
@@ -54,18 +56,22 @@ def _any_transposed(spec: ConvSpec, x_shape: Shape, w_shape: Shape) -> bool:
 
 ALGORITHMS = {a.name: a for a in (
     Algorithm("im2col_gemm", _any_forward, im2col_gemm.forward, im2col_gemm.weight_grad,
-              min_workspace=im2col_gemm.min_workspace, weight_grad_min_workspace=im2col_gemm.weight_grad_min_workspace),
+              min_workspace=im2col_gemm.min_workspace, weight_grad_min_workspace=im2col_gemm.weight_grad_min_workspace,
+              complex_native=True),
     Algorithm("gemm_col2im", _any_transposed, im2col_gemm.forward_transposed,
-              min_workspace=im2col_gemm.transposed_min_workspace),
+              min_workspace=im2col_gemm.transposed_min_workspace, complex_native=True),
     Algorithm("pointwise", pointwise.applies, pointwise.forward, pointwise.weight_grad,
-              min_workspace=pointwise.min_workspace, weight_grad_min_workspace=pointwise.weight_grad_min_workspace),
+              min_workspace=pointwise.min_workspace, weight_grad_min_workspace=pointwise.weight_grad_min_workspace,
+              complex_native=True),
     Algorithm("depthwise_direct", depthwise.applies, depthwise.forward, depthwise.weight_grad,
-              min_workspace=depthwise.min_workspace, weight_grad_min_workspace=depthwise.weight_grad_min_workspace),
+              min_workspace=depthwise.min_workspace, weight_grad_min_workspace=depthwise.weight_grad_min_workspace,
+              complex_native=True),
     Algorithm("depthwise_jit", depthwise_jit.applies, depthwise_jit.forward, depthwise_jit.weight_grad,
               min_workspace=depthwise_jit.min_workspace,
               weight_grad_min_workspace=depthwise_jit.weight_grad_min_workspace),
     Algorithm("fft", fft.applies, fft.forward, fft_grad.weight_grad, fft_grad.weight_grad_applies, transforms=True,
-              min_workspace=fft.min_workspace, weight_grad_min_workspace=fft_grad.weight_grad_min_workspace),
+              min_workspace=fft.min_workspace, weight_grad_min_workspace=fft_grad.weight_grad_min_workspace,
+              complex_native=True),
     Algorithm("winograd_f2", winograd.applies, winograd.forward_f2, transforms=True,
               min_workspace=winograd.min_workspace_f2),
     Algorithm("winograd_f4", winograd.applies_f4, winograd.forward_f4, transforms=True,

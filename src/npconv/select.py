@@ -356,17 +356,25 @@ def set_autotune(enabled: bool = True) -> bool:
     return set_defaults(where="set_autotune", autotune=bool(enabled)).autotune
 
 
+# Winograd has no complex form: its three real runs lost to one complex im2col GEMM on
+# (8, 64, 56, 56) -> 64, 3x3 (complex64 549 ms against 835, complex128 1.2x)
+COMPLEX_GEMM_INSTEAD = {"winograd_f2": "im2col_gemm", "winograd_f4": "im2col_gemm"}
+
+
 def complex_algorithm(spec: ConvSpec, x: np.ndarray, w: np.ndarray) -> Algorithm | None:
     """The algorithm that computes this complex convolution in complex arithmetic, or None
     where three real convolutions of the parts (:mod:`npconv.complex_forms`) are the plan.
 
     The choice among real algorithms is the one the real parts would get (forcing and
-    autotuning included); where that algorithm computes complex natively (and measured faster
-    so, :attr:`Algorithm.complex_native`), its operands are safe to transform and its scratch
-    fits under the cap, the complex operands go to it whole.
+    autotuning included), Winograd's being im2col + GEMM's unless forced
+    (:data:`COMPLEX_GEMM_INSTEAD`); where that algorithm computes complex natively (and measured
+    faster so, :attr:`Algorithm.complex_native`), its operands are safe to transform and its
+    scratch fits under the cap, the complex operands go to it whole.
     """
     dtype = np.result_type(x, w)
     algorithm = ALGORITHMS[choose_algorithm(spec, x.shape, w.shape, real_dtype(dtype))]
+    if current_settings().algorithm is None and algorithm.name in COMPLEX_GEMM_INSTEAD:
+        algorithm = ALGORITHMS[COMPLEX_GEMM_INSTEAD[algorithm.name]]
     if not algorithm.complex_native or (algorithm.transforms and not _transform_safe(x, w)):
         return None
     if workspace_needed(algorithm.name, spec, x.shape, w.shape, dtype) > workspace.limit():

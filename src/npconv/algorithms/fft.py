@@ -33,7 +33,14 @@ least recently used first, when another call needs the room; it is used only whi
 ``np.array_equal(copy, weights)`` — an in-place change of the weights is never served stale.
 A spectrum is kept only when the call still fits under the cap with it.
 
-The weight gradient is in :mod:`.fft_grad`, the kept spectra in :mod:`.fft_spectra`.
+**Complex operands** (issue 19) take full spectra (``fftn``/``ifft``, :mod:`.fft_transforms`)
+in the same plans and code: on two cores, native against Gauss's three real FFT convolutions,
+complex64/complex128, median of 5 — (1,8,256,256) 8x31x31 128/183 ms vs 547/775,
+RepLKNet depthwise (1,64,28,28) 31x31 11/19 ms vs 32/46 (weight gradient 18/27 vs 30/47),
+1-D (4,16,4096) 16x31 28/44 ms vs 56/83 — so the registry marks it ``complex_native``.
+
+The weight gradient is in :mod:`.fft_grad`, the kept spectra in :mod:`.fft_spectra`, the
+transforms chosen by dtype in :mod:`.fft_transforms`.
 
 Scratch: :func:`min_workspace` is the least of the two layouts (blocks: one image and one
 row of tiles at a time), each counted stage by stage, buffer by buffer.
@@ -48,10 +55,11 @@ import numpy as np
 import scipy.fft as sfft
 from numpy.lib.stride_tricks import as_strided
 
-from .. import threads, workspace
+from .. import workspace
 from ..windows import padded_copy
 from .fft_spectra import KEPT_SPECTRA, forget_kept_spectra, kept_spectrum  # noqa: F401  (re-exported)
 from .fft_spectra import keep as keep_spectrum
+from .fft_transforms import inverse, product, reversed_spectrum, spectrum, spectrum_length
 
 BLOCK_PER_KERNEL = 8  # tile outputs per effective kernel length (measured 6-12 alike on 2048x2048)
 MIN_BLOCK = 32
@@ -63,11 +71,13 @@ BLOCKED_FROM_TILES = 4  # blocks when a dim has this many tiles (512x512, 31x31:
 @dataclass(frozen=True)
 class Plan:
     """The transforms' layout: FFT ``lengths``; blocked: stride-1 outputs per tile ``blocks``
-    and tiles per dim ``tiles`` (whole map: ``blocks`` = ``tiles`` = None)."""
+    and tiles per dim ``tiles`` (whole map: ``blocks`` = ``tiles`` = None); ``complex``:
+    full spectra of complex operands (else the half spectra of real ones)."""
 
     lengths: tuple
     blocks: tuple | None = None
     tiles: tuple | None = None
+    complex: bool = False
 
     @property
     def blocked(self) -> bool:
@@ -78,8 +88,17 @@ class Plan:
         return math.prod(self.lengths)
 
     @property
+    def spectrum_shape(self) -> tuple:
+        return tuple(self.lengths[:-1]) + (spectrum_length(self.lengths[-1], self.complex),)
+
+    @property
     def freqs(self) -> int:
-        return math.prod(self.lengths[:-1]) * (self.lengths[-1] // 2 + 1)
+        return math.prod(self.spectrum_shape)
+
+    def spectrum_bytes(self, itemsize) -> int:
+        """One channel's spectrum for operands of ``itemsize`` bytes (complex: of their dtype,
+        real: of the complex dtype twice as wide)."""
+        return self.freqs * (itemsize if self.complex else 2 * itemsize)
 
 
 def _padded_sizes(spec, in_spatial, pads):
@@ -93,14 +112,15 @@ def _stride1_outputs(in_spatial, pads, effective):
     return tuple(i + lo + hi - e + 1 for i, (lo, hi), e in zip(in_spatial, pads, effective))
 
 
-def whole_plan(spec, x_shape) -> Plan:
+def whole_plan(spec, x_shape, complex_operands: bool = False) -> Plan:
     sizes, pads = _padded_sizes(spec, x_shape[2:], spec.pads(x_shape[2:]))
     effective = spec.effective_kernel
     return Plan(tuple(sfft.next_fast_len(max(e, u, i + max(lo, hi)), real=True) for i, (lo, hi), e, u in
-                      zip(sizes, pads, effective, _stride1_outputs(sizes, pads, effective))))
+                      zip(sizes, pads, effective, _stride1_outputs(sizes, pads, effective))),
+                complex=complex_operands)
 
 
-def blocked_plan(spec, x_shape, per_kernel: int | None = None) -> Plan:
+def blocked_plan(spec, x_shape, per_kernel: int | None = None, complex_operands: bool = False) -> Plan:
     """Tiles of about ``per_kernel`` (default BLOCK_PER_KERNEL) kernels, one where the map is smaller."""
     per_kernel = per_kernel or BLOCK_PER_KERNEL
     pads = spec.pads(x_shape[2:])
@@ -112,26 +132,27 @@ def blocked_plan(spec, x_shape, per_kernel: int | None = None) -> Plan:
         length = sfft.next_fast_len(wanted + e - 1, real=True)
         block = (length - e + 1) // s * s
         lengths.append(length), blocks.append(block), tiles.append(-(-kept // block))
-    return Plan(tuple(lengths), tuple(blocks), tuple(tiles))
+    return Plan(tuple(lengths), tuple(blocks), tuple(tiles), complex_operands)
 
 
-def _preferred(spec, x_shape) -> Plan:
-    blocked = blocked_plan(spec, x_shape)
-    return blocked if max(blocked.tiles) >= BLOCKED_FROM_TILES else whole_plan(spec, x_shape)
+def _preferred(spec, x_shape, complex_operands=False) -> Plan:
+    blocked = blocked_plan(spec, x_shape, complex_operands=complex_operands)
+    return blocked if max(blocked.tiles) >= BLOCKED_FROM_TILES else whole_plan(spec, x_shape, complex_operands)
 
 
 # ---- scratch accounting ----------------------------------------------------------------------
 
 def _kept_bytes(w_shape, plan, itemsize) -> int:
     """A kept entry: the kernel's spectrum and the copy of the weights."""
-    return w_shape[0] * w_shape[1] * (plan.freqs * 2 * itemsize + math.prod(w_shape[2:]) * itemsize)
+    return w_shape[0] * w_shape[1] * (plan.spectrum_bytes(itemsize) + math.prod(w_shape[2:]) * itemsize)
 
 
 def _kernel_stage(spec, w_shape, plan, r, keep) -> int:
     """The dilated kernel, its zero-filled copy and spectrum (kept: and the kept entry)."""
     kernels = w_shape[0] * w_shape[1]
     dilated = 0 if spec.undilated else kernels * math.prod(spec.effective_kernel) * r
-    return dilated + kernels * (plan.points * r + plan.freqs * 2 * r) + (_kept_bytes(w_shape, plan, r) if keep else 0)
+    kept = _kept_bytes(w_shape, plan, r) if keep else 0
+    return dilated + kernels * (plan.points * r + plan.spectrum_bytes(r)) + kept
 
 
 def _whole_bytes(spec, x_shape, w_shape, r, plan, keep=False) -> int:
@@ -140,13 +161,13 @@ def _whole_bytes(spec, x_shape, w_shape, r, plan, keep=False) -> int:
     spectrum, the rows kept after the leading axes, the real rows).  Kept: the entry throughout."""
     sizes, _ = _padded_sizes(spec, x_shape[2:], spec.pads(x_shape[2:]))
     padded = 0 if spec.padding_mode == "zeros" else math.prod(sizes)
-    points, freqs, cplx = plan.points, plan.freqs, 2 * r
+    points, spectrum_bytes = plan.points, plan.spectrum_bytes(r)
     kernels, inputs, outputs = w_shape[0] * w_shape[1], x_shape[0] * x_shape[1], x_shape[0] * w_shape[0]
     entry = _kept_bytes(w_shape, plan, r) if keep else 0
     return max(_kernel_stage(spec, w_shape, plan, r, keep),
-               entry + kernels * freqs * cplx + inputs * (padded * r + points * r + freqs * cplx),
-               entry + (kernels + inputs + outputs * (1 if w_shape[1] == 1 else 2)) * freqs * cplx,
-               entry + outputs * (2 * freqs * cplx + points * r))
+               entry + kernels * spectrum_bytes + inputs * (padded * r + points * r + spectrum_bytes),
+               entry + (kernels + inputs + outputs * (1 if w_shape[1] == 1 else 2)) * spectrum_bytes,
+               entry + outputs * (2 * spectrum_bytes + points * r))
 
 
 def _buffer_extents(tiles, plan) -> tuple:
@@ -160,25 +181,25 @@ def _box_bytes(spec, x_shape, c_out, r, plan, images, tile_rows, grad=False) -> 
     its input buffer, then the larger of (buffer + input spectra), (input + output spectra;
     dense: output twice; gradient: grad_output's zero-filled tiles too) and (output spectra,
     real rows and their reordered copy)."""
-    c_in, cplx = x_shape[1], 2 * r
+    c_in, spectrum_bytes = x_shape[1], plan.spectrum_bytes(r)
     tiles = images * tile_rows * math.prod(plan.tiles[1:])
     buffer = images * c_in * math.prod(_buffer_extents((tile_rows,) + plan.tiles[1:], plan)) * r
     padded = 0 if spec.padding_mode == "zeros" else images * c_in * math.prod(
         i + lo + hi for i, (lo, hi) in zip(x_shape[2:], spec.pads(x_shape[2:]))) * r
-    x_spectra, y_spectra = tiles * c_in * plan.freqs * cplx, tiles * c_out * plan.freqs * cplx
+    x_spectra, y_spectra = tiles * c_in * spectrum_bytes, tiles * c_out * spectrum_bytes
     dense = spec.channels_per_group(c_in) > 1
     real = tiles * c_out * math.prod(plan.lengths[1:]) * plan.blocks[0] * r
     if grad:
         return padded + buffer + x_spectra + tiles * c_out * (plan.points * r) + 2 * y_spectra
     # dense: matmul copies its transposed operands (input and kernel spectra) and the result is reordered
-    product = (2 * x_spectra + 2 * y_spectra + c_out * (c_in // spec.groups) * plan.freqs * cplx if dense
-               else x_spectra + y_spectra)
-    return padded + max(buffer + x_spectra, product, y_spectra + 2 * real)
+    products = (2 * x_spectra + 2 * y_spectra + c_out * (c_in // spec.groups) * spectrum_bytes if dense
+                else x_spectra + y_spectra)
+    return padded + max(buffer + x_spectra, products, y_spectra + 2 * real)
 
 
 def _blocked_bytes(spec, x_shape, w_shape, r, plan, images, tile_rows, keep=False) -> int:
     box = _box_bytes(spec, x_shape, w_shape[0], r, plan, images, tile_rows)
-    kernel_spectrum = w_shape[0] * w_shape[1] * plan.freqs * 2 * r
+    kernel_spectrum = w_shape[0] * w_shape[1] * plan.spectrum_bytes(r)
     return max(_kernel_stage(spec, w_shape, plan, r, keep),
                kernel_spectrum + (_kept_bytes(w_shape, plan, r) if keep else 0) + box)
 
@@ -186,10 +207,11 @@ def _blocked_bytes(spec, x_shape, w_shape, r, plan, images, tile_rows, keep=Fals
 SMALL_BLOCK_PER_KERNEL = 2  # the blocks used only where larger ones do not fit under the cap
 
 
-def _fallbacks(spec, x_shape):
+def _fallbacks(spec, x_shape, complex_operands=False):
     """The layouts to try, fastest first: the preferred one, the whole map, blocks, small blocks."""
-    return (_preferred(spec, x_shape), whole_plan(spec, x_shape), blocked_plan(spec, x_shape),
-            blocked_plan(spec, x_shape, SMALL_BLOCK_PER_KERNEL))
+    return (_preferred(spec, x_shape, complex_operands), whole_plan(spec, x_shape, complex_operands),
+            blocked_plan(spec, x_shape, complex_operands=complex_operands),
+            blocked_plan(spec, x_shape, SMALL_BLOCK_PER_KERNEL, complex_operands))
 
 
 def _least_bytes(spec, x_shape, w_shape, itemsize, plan) -> int:
@@ -198,20 +220,19 @@ def _least_bytes(spec, x_shape, w_shape, itemsize, plan) -> int:
     return _whole_bytes(spec, x_shape, w_shape, itemsize, plan)
 
 
-def min_workspace(spec, x_shape, w_shape, itemsize) -> int:
+def min_workspace(spec, x_shape, w_shape, itemsize, complex_operands=False) -> int:
     """The least of the layouts: the whole map's largest stage, or blocks of one image and
-    one row of tiles (nothing kept)."""
-    return min(_least_bytes(spec, x_shape, w_shape, itemsize, plan) for plan in _fallbacks(spec, x_shape)[1:])
+    one row of tiles (nothing kept).  ``itemsize`` is the operands'; without
+    ``complex_operands`` the count is the real one, which bounds a complex dtype of the same
+    itemsize from above (same plans; a half spectrum of twice the width is a little larger)."""
+    return min(_least_bytes(spec, x_shape, w_shape, itemsize, plan)
+               for plan in _fallbacks(spec, x_shape, complex_operands)[1:])
 
 
 def applies(spec, x_shape, w_shape) -> bool:
     """Any forward convolution whose least stage fits under the workspace cap, counted for
     float64 (the widest case: the planner knows no dtype here)."""
     return not spec.transposed and min_workspace(spec, x_shape, w_shape, 8) <= workspace.limit()
-
-
-def _workers() -> int:
-    return threads.get_num_threads()
 
 
 def _dilated_kernel(w, spec) -> np.ndarray:
@@ -223,10 +244,8 @@ def _dilated_kernel(w, spec) -> np.ndarray:
 
 
 def _kernel_spectrum(w, spec, lengths):
-    """conj(rfftn(kernel)): (C_out, C_in/G, *F), conjugated in place."""
-    axes = tuple(range(2, 2 + spec.ndim))
-    wf = sfft.rfftn(_dilated_kernel(w, spec), lengths, axes=axes, workers=_workers())
-    return np.conjugate(wf, out=wf)
+    """The (dilated) kernel's reversed spectrum, the one that correlates: (C_out, C_in/G, *F)."""
+    return reversed_spectrum(_dilated_kernel(w, spec), lengths, tuple(range(2, 2 + spec.ndim)))
 
 
 def _weight_spectrum(w, spec, plan, keep: bool, need: int):
@@ -234,7 +253,7 @@ def _weight_spectrum(w, spec, plan, keep: bool, need: int):
     entry included when ``keep``): the kept one when these weights have one, else made (and
     kept when ``keep``)."""
     lengths = plan.lengths
-    shape = w.shape[:2] + tuple(lengths[:-1]) + (lengths[-1] // 2 + 1,)
+    shape = w.shape[:2] + plan.spectrum_shape
     key = (w.shape, w.dtype.str, w.strides, spec.groups, spec.dilation, tuple(lengths))
     kept = kept_spectrum(key, w, shape, np.result_type(w.dtype, np.complex64)) if keep else None
     workspace.make_room(need - (_kept_bytes(w.shape, plan, w.itemsize) if kept is not None else 0))
@@ -244,31 +263,6 @@ def _weight_spectrum(w, spec, plan, keep: bool, need: int):
     return keep_spectrum(key, w, wf) if keep else wf
 
 
-# ---- transforms ------------------------------------------------------------------------------
-
-def _product(xf, wf, groups):
-    """Output spectrum (N, C_out, *F).  Depthwise: output channel c*m + j from input channel c;
-    dense: one complex GEMM per frequency and group, then reordered to NC(F) (a copy: writing
-    the GEMM's result in that order in place took 1.4x as long)."""
-    n, c_in, freq = xf.shape[0], xf.shape[1], xf.shape[2:]
-    c_out = wf.shape[0]
-    if c_in // groups == 1:
-        return (xf[:, :, None] * wf.reshape((c_in, c_out // c_in) + freq)).reshape((n, c_out) + freq)
-    f = math.prod(freq)
-    xg = xf.reshape(n, groups, c_in // groups, f).transpose(1, 3, 0, 2)  # (G, F, N, C_in/G)
-    wg = wf.reshape(groups, c_out // groups, c_in // groups, f).transpose(0, 3, 2, 1)  # (G, F, C_in/G, C_out/G)
-    yf = np.matmul(xg, wg)  # (G, F, N, C_out/G): (N, C_in/G) @ (C_in/G, C_out/G) per (G, F)
-    return yf.transpose(2, 0, 3, 1).reshape((n, c_out) + freq)
-
-
-def _inverse(yf, ndim, length_last, keep):
-    """Real values at the kept positions: the inverse one axis at a time, in place, each
-    leading axis cut to the positions ``keep(axis, a)`` returns before the next is transformed."""
-    for axis in range(-ndim, -1):
-        yf = keep(axis, sfft.ifft(yf, axis=axis, workers=_workers(), overwrite_x=True))
-    return keep(-1, sfft.irfft(yf, length_last, axis=-1, workers=_workers()))
-
-
 # ---- whole map -------------------------------------------------------------------------------
 
 def _input_spectrum(x, spec, pads, lengths):
@@ -276,9 +270,8 @@ def _input_spectrum(x, spec, pads, lengths):
     zeros transform a padded copy (freed here), zeros the input itself."""
     axes = tuple(range(2, 2 + spec.ndim))
     if spec.padding_mode != "zeros":
-        return sfft.rfftn(padded_copy(x, pads, spec.padding_mode), lengths, axes=axes, workers=_workers()), \
-            (0,) * spec.ndim
-    return sfft.rfftn(x, lengths, axes=axes, workers=_workers()), tuple(lo for lo, _ in pads)
+        return spectrum(padded_copy(x, pads, spec.padding_mode), lengths, axes), (0,) * spec.ndim
+    return spectrum(x, lengths, axes), tuple(lo for lo, _ in pads)
 
 
 def _rotated_reader(out_spatial, stride, lows, lengths):
@@ -293,9 +286,10 @@ def _forward_whole(x, w, spec, pads, out_spatial, plan):
     keep = need <= workspace.limit()
     wf = _weight_spectrum(w, spec, plan, keep, need if keep else _whole_bytes(spec, x.shape, w.shape, x.itemsize, plan))
     xf, lows = _input_spectrum(x, spec, pads, plan.lengths)
-    yf = _product(xf, wf, spec.groups)
+    yf = product(xf, wf, spec.groups)
     del xf, wf  # the inverse's stage holds only the output spectrum
-    return _inverse(yf, spec.ndim, plan.lengths[-1], _rotated_reader(out_spatial, spec.stride, lows, plan.lengths))
+    return inverse(yf, spec.ndim, plan.lengths[-1], plan.complex,
+                   _rotated_reader(out_spatial, spec.stride, lows, plan.lengths))
 
 
 # ---- overlap-save blocks ---------------------------------------------------------------------
@@ -340,7 +334,7 @@ def _tile_spectra(x, spec, pads, plan, box):
     view = as_strided(buffer, (buffer.shape[0],) + tiles + (buffer.shape[1],) + plan.lengths,
                       (st[0],) + tuple(b * s for b, s in zip(plan.blocks, st[2:])) + (st[1],) + st[2:],
                       writeable=False)  # (n, *tiles, C, *L): tile (i, j) reads rows i*B0.., cols j*B1..
-    xf = sfft.rfftn(view, plan.lengths, axes=tuple(range(-spec.ndim, 0)), workers=_workers())
+    xf = spectrum(view, plan.lengths, tuple(range(-spec.ndim, 0)))
     return xf.reshape((-1, buffer.shape[1]) + xf.shape[-spec.ndim:])
 
 
@@ -356,7 +350,7 @@ def _blocked_schedule(spec, x_shape, w_shape, r, plan):
     """(keep the spectrum?, the boxes, the scratch they need): the spectrum is kept where one
     box of one image and one tile row fits beside it; the boxes are the largest that fit."""
     keep = _blocked_bytes(spec, x_shape, w_shape, r, plan, 1, 1, keep=True) <= workspace.limit()
-    fixed = _kept_bytes(w_shape, plan, r) if keep else w_shape[0] * w_shape[1] * plan.freqs * 2 * r
+    fixed = _kept_bytes(w_shape, plan, r) if keep else w_shape[0] * w_shape[1] * plan.spectrum_bytes(r)
     boxes = _boxes(spec, x_shape, w_shape[0], r, plan, fixed)
     largest = workspace.extents(boxes[0])
     return keep, boxes, max(_kernel_stage(spec, w_shape, plan, r, keep),
@@ -370,9 +364,9 @@ def _forward_blocked(x, w, spec, pads, out_spatial, plan):
     out = np.empty((x.shape[0], c_out) + tuple(out_spatial), x.dtype)
     cuts = tuple(slice(0, b, s) for b, s in zip(plan.blocks, spec.stride))
     for images, rows in boxes:
-        yf = _product(_tile_spectra(x, spec, pads, plan, (images, rows)), wf, spec.groups)
-        z = _inverse(yf, spec.ndim, plan.lengths[-1],
-                     lambda axis, a: a[(Ellipsis, cuts[axis]) + (slice(None),) * (-1 - axis)])  # outputs at o * s
+        yf = product(_tile_spectra(x, spec, pads, plan, (images, rows)), wf, spec.groups)
+        z = inverse(yf, spec.ndim, plan.lengths[-1], plan.complex,
+                    lambda axis, a: a[(Ellipsis, cuts[axis]) + (slice(None),) * (-1 - axis)])  # outputs at o * s
         del yf
         block = _tiles_to_map(z, images.stop - images.start, (rows.stop - rows.start,) + plan.tiles[1:], c_out)
         del z
@@ -382,17 +376,17 @@ def _forward_blocked(x, w, spec, pads, out_spatial, plan):
     return out
 
 
-def _chosen_plan(spec, x_shape, w_shape, itemsize) -> Plan:
+def _chosen_plan(spec, x_shape, w_shape, itemsize, complex_operands=False) -> Plan:
     """The fastest layout whose least scratch fits under the cap."""
-    plans = _fallbacks(spec, x_shape)
+    plans = _fallbacks(spec, x_shape, complex_operands)
     fitting = (p for p in plans if _least_bytes(spec, x_shape, w_shape, itemsize, p) <= workspace.limit())
     return next(fitting, plans[-1])
 
 
-def planned_workspace(spec, x_shape, w_shape, itemsize) -> int:
+def planned_workspace(spec, x_shape, w_shape, itemsize, complex_operands=False) -> int:
     """The scratch a forward call makes under the current cap (the kept spectrum included):
     between :func:`min_workspace` and the cap."""
-    plan = _chosen_plan(spec, x_shape, w_shape, itemsize)
+    plan = _chosen_plan(spec, x_shape, w_shape, itemsize, complex_operands)
     if plan.blocked:
         return _blocked_schedule(spec, x_shape, w_shape, itemsize, plan)[2]
     kept = _whole_bytes(spec, x_shape, w_shape, itemsize, plan, keep=True)
@@ -400,8 +394,10 @@ def planned_workspace(spec, x_shape, w_shape, itemsize) -> int:
 
 
 def forward(x, w, spec, pads, out_spatial) -> np.ndarray:
-    workspace.require({"fft": min_workspace(spec, x.shape, w.shape, x.itemsize)})
-    plan = _chosen_plan(spec, x.shape, w.shape, x.itemsize)
+    """Real operands in real transforms, complex ones (x and w of one complex dtype) in complex."""
+    complex_operands = np.iscomplexobj(x)
+    workspace.require({"fft": min_workspace(spec, x.shape, w.shape, x.itemsize, complex_operands)})
+    plan = _chosen_plan(spec, x.shape, w.shape, x.itemsize, complex_operands)
     if plan.blocked:
         return _forward_blocked(x, w, spec, pads, out_spatial, plan)
     return _forward_whole(x, w, spec, pads, out_spatial, plan)
