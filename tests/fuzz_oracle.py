@@ -26,7 +26,7 @@ import npconv.grad as G
 import npconv.nn as NN
 from npconv import select
 
-TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
+TOLERANCE = {"float64": 1e-12, "float32": 1e-5, "complex128": 1e-12, "complex64": 1e-5}
 ENTRIES = ("functional", "conv", "module")
 
 
@@ -211,7 +211,7 @@ def torch_results(case: Case, x, w, b, gy_seed: int) -> tuple[Results, np.ndarra
     else:
         y = torch_forward(case, batched_x, tw, tb)
     y = y if case.batch is not None else y.squeeze(0)
-    gy = np.random.default_rng(gy_seed).standard_normal(tuple(y.shape)).astype(case.dtype)
+    gy = normal(np.random.default_rng(gy_seed), tuple(y.shape), case.dtype)
     y.backward(torch.from_numpy(gy))
     weight_grad, bias_grad = (tw.grad, None if tb is None else tb.grad) if module is None else \
         (module.weight.grad, None if tb is None else module.bias.grad)
@@ -313,11 +313,19 @@ def _per_dim_grads(case, x, w, gy):
 def operands(case: Case):
     """Standard normal input, weight and bias (finite, moderate: the transforms' territory)."""
     rng = np.random.default_rng(case.seed)
-    x = rng.standard_normal(case.input_shape).astype(case.dtype)
-    w = rng.standard_normal(case.weight_shape).astype(case.dtype)
+    x = normal(rng, case.input_shape, case.dtype)
+    w = normal(rng, case.weight_shape, case.dtype)
     size = case.out_channels if case.bias_size is None else case.bias_size
-    b = rng.standard_normal(size).astype(case.dtype) if case.bias else None
+    b = normal(rng, size, case.dtype) if case.bias else None
     return x, w, b
+
+
+def normal(rng, shape, dtype: str) -> np.ndarray:
+    """Standard normal values; complex: both parts standard normal."""
+    values = rng.standard_normal(shape)
+    if np.dtype(dtype).kind == "c":
+        values = values + 1j * rng.standard_normal(shape)
+    return values.astype(dtype)
 
 
 def assert_close(what: str, got, want, dtype: str) -> None:
@@ -330,7 +338,7 @@ def assert_close(what: str, got, want, dtype: str) -> None:
     if want.size == 0:
         return
     scale = max(float(np.abs(want).max()), 1.0)
-    err = float(np.abs(got.astype(np.float64) - want).max()) / scale
+    err = float(np.abs(got.astype(np.complex128) - want).max()) / scale
     assert err <= TOLERANCE[dtype], f"{what}: relative error {err:.3e} > {TOLERANCE[dtype]:.0e}"
 
 

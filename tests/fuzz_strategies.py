@@ -20,6 +20,8 @@ LIMITS = {1: dict(size=16, transposed_size=10, kernel=5, dilation=3),
           2: dict(size=12, transposed_size=7, kernel=4, dilation=3),
           3: dict(size=6, transposed_size=4, kernel=3, dilation=2)}
 MODES = ("zeros", "reflect", "replicate", "circular")
+# a third of the valid cases complex (torch's complex conv and autograd are the oracle there too)
+VALID_DTYPES = ("float64", "float32", "float64", "float32", "complex128", "complex64")
 GROUPINGS = ("dense", "grouped", "depthwise", "depthwise_multiplier")
 BATCHES = (1, 1, 2, 3, None, None, 0)  # None: unbatched; 0: an empty batch
 MAX_PAD = 3
@@ -130,7 +132,7 @@ def geometries(draw, transposed: bool, n: int | None = None) -> Case:
                 output_padding=draw(output_paddings(n, stride, dilation)) if transposed else 0,
                 padding_mode="zeros" if transposed else draw(st.sampled_from(MODES)),
                 batch=draw(st.sampled_from(BATCHES)), bias=draw(st.booleans()),
-                dtype=draw(st.sampled_from(["float64", "float32"])), entry=draw(st.sampled_from(ENTRIES)),
+                dtype=draw(st.sampled_from(VALID_DTYPES)), entry=draw(st.sampled_from(ENTRIES)),
                 seed=draw(st.integers(0, 2**16)))
     return Case(**{**case.__dict__, "spatial": draw(spatial_sizes(case))})
 

@@ -76,3 +76,28 @@ def test_nonfinite_operands_leave_the_transforms():
     got = F.conv1d(x, w, padding=15)
     torch_got = torch.nn.functional.conv1d(torch.from_numpy(x), torch.from_numpy(w), padding=15).numpy()
     assert np.array_equal(np.isfinite(got), np.isfinite(torch_got))
+
+
+@pytest.mark.parametrize("kernel", [(15, 15), (13, 13)], ids=["dense-15x15", "depthwise-13x13"])
+def test_nan_in_the_imaginary_part_alone_keeps_the_fft_out(kernel):
+    """A NaN only in an imaginary part must reach no more outputs than PyTorch's (the FFT would
+    spread it over the whole map)."""
+    depthwise = kernel == (13, 13)
+    x, w = complex_operands((1, 4, 40, 40), (4, 1 if depthwise else 4) + kernel, np.complex128)
+    x[0, 0, 3, 3] = complex(1.0, np.nan)
+    groups, padding = (4 if depthwise else 1), kernel[0] // 2
+    got = F.conv2d(x, w, padding=padding, groups=groups)
+    want = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=padding,
+                                      groups=groups).numpy()
+    assert np.array_equal(np.isfinite(got), np.isfinite(want))
+    finite = np.isfinite(want)
+    assert np.abs(got[finite] - want[finite]).max() <= 1e-12 * np.abs(want[finite]).max()
+
+
+def test_choose_algorithm_names_the_complex_route():
+    """The public planner, asked about a complex dtype, names the route the complex operands take."""
+    spec = ConvSpec.build((3, 3), padding=1)
+    assert npconv.choose_algorithm(spec, (8, 64, 56, 56), (64, 64, 3, 3), np.float32) == "winograd_f4"
+    assert npconv.choose_algorithm(spec, (8, 64, 56, 56), (64, 64, 3, 3), np.complex64) == "im2col_gemm"
+    long = ConvSpec.build((31,), padding=15)
+    assert npconv.choose_algorithm(long, (4, 16, 4096), (16, 16, 31), np.complex128) == "fft"

@@ -81,6 +81,10 @@ REFUSALS = {
                                              r"no complex kernel"),
     "avg-pool": (lambda: nn.AvgPool1d(2)(Z[0]), r"AvgPool1d: input is complex \(complex64\): PyTorch's AvgPool1d has "
                                                 r"no complex kernel"),
+    "cross-entropy": (lambda: nn.CrossEntropyLoss()(np.ones((2, 3), complex), np.array([0, 1])),
+                      r"CrossEntropyLoss: input is complex \(complex128\): PyTorch's log_softmax has no complex"),
+    "keras-set-weights": (lambda: _keras_layer().set_weights([np.ones((3, 3, 2, 3), complex), np.zeros(3)]),
+                          r"Conv2D.set_weights: weight 'kernel' is complex \(complex128\): Keras has no complex"),
 }
 
 

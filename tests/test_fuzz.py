@@ -28,6 +28,7 @@ def _events(case: Case) -> None:
     event(f"algorithm={case.algorithm or 'planner'}")
     event(f"padding={type(case.padding).__name__ if not isinstance(case.padding, str) else case.padding}")
     event(f"batch={case.batch}")
+    event(f"dtype={case.dtype}")
 
 
 # boundary cases worth running on every seed (each once found or feared)

@@ -2,10 +2,10 @@
 two operands (input and weight; input and grad_output for the weight gradient), so a complex
 one is a few real ones of the parts.
 
-- both operands complex, ``(a + ib) * (c + id)``: Gauss's three-product form,
-  ``k1 = run(a + b, c)``, ``k2 = run(a, d - c)``, ``k3 = run(b, c + d)``; the real part is
-  ``k1 - k3`` and the imaginary part ``k1 + k2`` (three real convolutions, not four — the
-  form PyTorch's CPU build uses too);
+- both operands complex, ``(a + ib) * (c + id)``: Gauss's three-product form in PyTorch's
+  arrangement, ``k1 = run(a, c)``, ``k2 = run(b, d)``, ``k3 = run(a + b, c + d)``; the real
+  part is ``k1 - k2`` and the imaginary part ``k3 - k1 - k2`` (three real convolutions, not
+  four; the same arrangement as PyTorch's, so a NaN or inf lands in the same parts);
 - one operand complex: two real convolutions, one per part of the complex one.
 
 Each real convolution goes through the planner, so every real algorithm (the compiled kernels,
@@ -56,12 +56,14 @@ def by_parts(run: Bilinear, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def gauss(run: Bilinear, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``run(a, b)`` for complex ``a`` and ``b`` in three real calls (Gauss's product)."""
-    ar, ai, br, bi = a.real, a.imag, b.real, b.imag
-    k1 = run(ar + ai, np.ascontiguousarray(br))
-    k2 = run(np.ascontiguousarray(ar), bi - br)
-    k3 = run(np.ascontiguousarray(ai), br + bi)
+    ar, ai, br, bi = (_part(a, "real"), _part(a, "imag"), _part(b, "real"), _part(b, "imag"))
+    k1, k2 = run(ar, br), run(ai, bi)
+    with numerics.quiet():
+        sum_a, sum_b = ar + ai, br + bi
+    k3 = run(sum_a, sum_b)
     out = np.empty(k1.shape, np.result_type(k1.dtype, np.complex64))
-    with numerics.quiet():  # inf - inf from a non-finite operand is NaN, silently, as in the real convs
-        np.subtract(k1, k3, out=out.real)
-        np.add(k1, k2, out=out.imag)
+    with numerics.quiet():
+        np.subtract(k1, k2, out=out.real)
+        np.subtract(k3, k1, out=out.imag)
+        out.imag -= k2
     return out

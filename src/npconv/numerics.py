@@ -37,7 +37,8 @@ def magnitude(array) -> float:
     if array.size == 0:
         return 0.0
     if np.iscomplexobj(array):  # the larger part: within sqrt(2) of the largest modulus
-        return max(magnitude(array.real), magnitude(array.imag))
+        parts = magnitude(array.real), magnitude(array.imag)
+        return math.nan if math.isnan(parts[0]) or math.isnan(parts[1]) else max(parts)
     top, bottom = float(np.max(array)), float(np.min(array))
     if math.isnan(top) or math.isnan(bottom):
         return math.nan

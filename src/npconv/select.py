@@ -212,7 +212,9 @@ def choose_algorithm(spec: ConvSpec, input_shape: Shape, weight_shape: Shape, dt
     """The algorithm's name for this convolution (the planner's choice from the shapes).
 
     A forced algorithm (:func:`set_algorithm`, ``npconv.config``) wins where it applies; with
-    autotuning on, the fastest measured; else :func:`heuristic`.  A choice over the workspace
+    autotuning on, the fastest measured; else :func:`heuristic`.  For a complex dtype: the
+    choice the real parts get, then the complex route (:func:`complex_algorithm`'s preference;
+    ``measure=True`` times the real parts).  A choice over the workspace
     cap gives way to one that fits.
 
     Parameters
@@ -247,6 +249,12 @@ def choose_algorithm(spec: ConvSpec, input_shape: Shape, weight_shape: Shape, dt
     'pointwise'
     """
     input_shape, weight_shape = tuple(input_shape), tuple(weight_shape)
+    if np.dtype(dtype).kind == "c":  # the parts' choice (measured on real parts), then the complex route
+        parts = choose_algorithm(spec, input_shape, weight_shape, real_dtype(dtype), threads, measure, direct_only)
+        if measure or current_settings().algorithm is not None:
+            return parts
+        assert isinstance(parts, str)
+        return _complex_preference(parts, spec, input_shape, weight_shape)
     settings = current_settings()  # read once: npconv.config
     forced = settings.algorithm
     if forced is not None and forced in candidates(spec, input_shape, weight_shape, direct_only):

@@ -294,6 +294,9 @@ class KerasConv(KerasConfig, TrainingHooks, Module):
             if np.shape(value) != param.shape:
                 raise ValueError(f"Layer {self.name} weight shape {param.shape} is not compatible with "
                                  f"provided weight shape {np.shape(value)} (weight {option.weight!r}).")
+        for option, value in zip(self.weight_options, weights):
+            as_real_array(value, f"weight {option.weight!r}", f"{type(self).__name__}.set_weights",
+                          why="Keras has no complex convolution")
         for param, value in zip(own, weights):
             param[...] = np.asarray(value, dtype=param.dtype)
 

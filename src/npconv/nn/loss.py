@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..arrays import as_real_array
 from .module import Module
 
 __all__ = ["CrossEntropyLoss", "log_softmax"]
@@ -99,7 +100,9 @@ class CrossEntropyLoss(Module):
         ValueError
             A target outside [0, C) that is not ``ignore_index``.
         """
-        logits, labels = self._flatten(np.asarray(input), np.asarray(target))
+        logits = as_real_array(input, "input", "CrossEntropyLoss",
+                               why="PyTorch's log_softmax has no complex kernel (a loss must be real)")
+        logits, labels = self._flatten(logits, np.asarray(target))
         n_classes = logits.shape[1]
         keep = labels != self.ignore_index
         safe = np.where(keep, labels, 0)

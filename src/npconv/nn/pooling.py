@@ -75,8 +75,8 @@ class PoolNd(Module):
 
     def _batched(self, input: npt.ArrayLike) -> tuple[np.ndarray, bool]:
         name = type(self).__name__
-        x = as_real_array(input, "input", name, why=f"PyTorch's {name} has no complex kernel (no order to take "
-                                                     f"a max by; torch's avg_pool is not implemented for complex)")
+        reason = "no order to take a max by" if name.startswith("Max") else "avg_pool is not implemented for complex"
+        x = as_real_array(input, "input", name, why=f"PyTorch's {name} has no complex kernel ({reason})")
         batched = check_input_rank(type(self).__name__, self._n, x.shape)
         return (x if batched else x[None]), batched
 
