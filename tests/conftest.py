@@ -28,6 +28,19 @@ def assert_matches(got, want, dtype, what=""):
     assert err <= TOLERANCE[dtype], f"{what} relative error {err:.3e} > {TOLERANCE[dtype]:.0e}"
 
 
+@pytest.fixture(params=["whole", "blocked"])
+def fft_layout(request, monkeypatch):
+    """Force the FFT's layout; blocks of 2 kernels give several tiles on small maps."""
+    from npconv.algorithms import fft
+    if request.param == "blocked":
+        monkeypatch.setattr(fft, "BLOCK_PER_KERNEL", 2)
+        monkeypatch.setattr(fft, "MIN_BLOCK", 4)
+        monkeypatch.setattr(fft, "BLOCKED_FROM_TILES", 1)
+    else:
+        monkeypatch.setattr(fft, "BLOCKED_FROM_TILES", 10**9)
+    return request.param
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

@@ -46,18 +46,6 @@ def no_parts(monkeypatch):
     monkeypatch.setattr(complex_forms, "by_parts", refused)
 
 
-@pytest.fixture(params=["whole", "blocked"])
-def layout(request, monkeypatch):
-    """Force a layout; blocks of 2 kernels give several tiles on these small maps."""
-    if request.param == "blocked":
-        monkeypatch.setattr(fft, "BLOCK_PER_KERNEL", 2)
-        monkeypatch.setattr(fft, "MIN_BLOCK", 4)
-        monkeypatch.setattr(fft, "BLOCKED_FROM_TILES", 1)
-    else:
-        monkeypatch.setattr(fft, "BLOCKED_FROM_TILES", 10**9)
-    return request.param
-
-
 def assert_close(got, want, dtype):
     dtype = np.dtype(dtype)
     assert got.dtype == dtype and got.shape == want.shape, (got.dtype, got.shape, want.shape)
@@ -109,7 +97,7 @@ def _spec(w_shape, stride, padding, dilation, groups, mode):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("case", FORWARD_CASES.values(), ids=FORWARD_CASES.keys())
-def test_native_forward_matches_four_real_convolutions(case, dtype, layout, no_parts):
+def test_native_forward_matches_four_real_convolutions(case, dtype, fft_layout, no_parts):
     x_shape, w_shape, stride, padding, dilation, groups, mode = case
     rng = np.random.default_rng(0)
     x, w = _complex(rng, x_shape, dtype), _complex(rng, w_shape, dtype)
@@ -130,7 +118,7 @@ GRAD_CASES = {
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("case", GRAD_CASES.values(), ids=GRAD_CASES.keys())
-def test_native_weight_grad_matches_four_real_gradients(case, dtype, layout, no_parts):
+def test_native_weight_grad_matches_four_real_gradients(case, dtype, fft_layout, no_parts):
     x_shape, m, k, padding, dilation, mode = case
     c, nd = x_shape[1], len(x_shape) - 2
     w_shape = (c * m, 1) + (k,) * nd
@@ -176,7 +164,7 @@ def _counting_spectra(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
-def test_kept_spectrum_reused_never_stale_and_apart_from_real(dtype, layout, monkeypatch, no_parts):
+def test_kept_spectrum_reused_never_stale_and_apart_from_real(dtype, fft_layout, monkeypatch, no_parts):
     made = _counting_spectra(monkeypatch)
     rng = np.random.default_rng(3)
     x, w = _complex(rng, (2, 4, 30, 30), dtype), _complex(rng, (4, 1, 9, 9), dtype)

@@ -31,18 +31,6 @@ def fresh_state():
     fft.forget_kept_spectra()
 
 
-@pytest.fixture(params=["whole", "blocked"])
-def layout(request, monkeypatch):
-    """Force a layout; blocks of 2 kernels give several tiles on these small maps."""
-    if request.param == "blocked":
-        monkeypatch.setattr(fft, "BLOCK_PER_KERNEL", 2)
-        monkeypatch.setattr(fft, "MIN_BLOCK", 4)
-        monkeypatch.setattr(fft, "BLOCKED_FROM_TILES", 1)
-    else:
-        monkeypatch.setattr(fft, "BLOCKED_FROM_TILES", 10**9)
-    return request.param
-
-
 def _torch_forward(x, w, stride, pad, dilation, groups, mode):
     tx = torch.from_numpy(x).requires_grad_()
     tw = torch.from_numpy(w).requires_grad_()
@@ -80,11 +68,11 @@ GEOMETRIES = {  # ndim, size, C_in, C_out, k, stride, pad, dilation, groups, mod
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("name", list(GEOMETRIES))
-def test_forward_and_weight_grad_match_torch(name, dtype, layout):
+def test_forward_and_weight_grad_match_torch(name, dtype, fft_layout):
     ndim, size, c_in, c_out, k, stride, pad, dilation, groups, mode = GEOMETRIES[name]
     x, w, spec = _case(ndim, size, c_in, c_out, k, stride, pad, dilation, groups, mode, dtype)
     pads, out_spatial = spec.pads(x.shape[2:]), spec.out_spatial(x.shape[2:])
-    assert fft._preferred(spec, x.shape).blocked == (layout == "blocked")
+    assert fft._preferred(spec, x.shape).blocked == (fft_layout == "blocked")
     want, tw = _torch_forward(x, w, spec.stride, pads, spec.dilation, groups, mode)
     assert_matches(fft.forward(x, w, spec, pads, out_spatial), want, dtype)
     assert_matches(fft.forward(x, w, spec, pads, out_spatial), want, dtype)  # the kept spectrum
@@ -94,8 +82,8 @@ def test_forward_and_weight_grad_match_torch(name, dtype, layout):
         assert_matches(fft_grad.weight_grad(x, gy, spec, pads), tw.grad, dtype)
 
 
-def test_blocked_cases_have_several_tiles(layout):
-    if layout == "blocked":
+def test_blocked_cases_have_several_tiles(fft_layout):
+    if fft_layout == "blocked":
         several = [name for name, g in GEOMETRIES.items() if max(fft.blocked_plan(
             ConvSpec.build((g[4],) * g[0], g[5], g[6], g[7], g[8], g[9], ndim=g[0]),
             (2, g[2]) + (g[1],) * g[0]).tiles) > 1]
@@ -117,7 +105,7 @@ def _run(x, w, spec):
     return fft.forward(x, w, spec, spec.pads(x.shape[2:]), spec.out_spatial(x.shape[2:]))
 
 
-def test_kept_spectrum_is_reused_and_never_stale(monkeypatch, layout):
+def test_kept_spectrum_is_reused_and_never_stale(monkeypatch, fft_layout):
     made = _counting_spectra(monkeypatch)
     x, w, spec = _case(2, 30, 4, 4, 9, 1, 4, 1, 4, "zeros", np.float32)
     first = _run(x, w, spec)
