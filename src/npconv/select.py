@@ -370,22 +370,20 @@ COMPLEX_GEMM_INSTEAD = {"winograd_f2": "im2col_gemm", "winograd_f4": "im2col_gem
 
 
 def _complex_preference(name: str, spec: ConvSpec, x_shape: Shape, w_shape: Shape) -> str:
-    """The unforced choice for complex operands: Winograd's as one complex GEMM; a dense layer
-    with many taps per input channel as the native complex FFT (:func:`complex_fft_pays`)."""
+    """The unforced complex route: Winograd's layer as one complex GEMM, many taps as the FFT."""
     if name != "fft" and complex_fft_pays(spec, x_shape, w_shape) and fft.applies(spec, x_shape, w_shape):
         return "fft"
     return COMPLEX_GEMM_INSTEAD.get(name, name)
 
 
 def complex_fft_pays(spec: ConvSpec, x_shape: Shape, w_shape: Shape) -> bool:
-    """Whether the native complex FFT beats a complex GEMM: per output and output channel the
-    GEMM costs about 0.2 ns per tap and input channel of the group, the FFT about
-    50 + 2.6 ns per input channel (2 cores, complex64; transforms dominate), so the FFT wins from
-    ``taps >= 13 + 256 / channels_per_group`` (times the stride's subsampling, which the FFT
-    computes in full).  Measured, median of 3, FFT / GEMM ms: 1-D (4, 16, 4096) -> 16, k=31:
-    8.7 / 25.7 (complex128 19.4 / 63.1), k=15: 8.6 / 11.2 (kept on the GEMM by the rule), k=9:
-    9.4 / 6.4; (8, 64, 56, 56) -> 64, 7x7: 343 / 697, 5x5: 373 / 314 (complex128 452 / 634),
-    3x3: 352 / 91; (1, 8, 256, 256) -> 8, 9x9: 47 / 274; (2, 32, 64, 64) -> 32, 7x7: 33 / 83."""
+    """Whether the native complex FFT beats a complex GEMM: per output and output channel the GEMM
+    costs about 0.2 ns per tap and input channel of the group, the FFT 50 + 2.6 ns per input
+    channel (2 cores, complex64), so the FFT wins from ``taps >= 13 + 256 / channels_per_group``
+    (times the stride's subsampling, which the FFT computes in full).  FFT / GEMM ms, median of 3:
+    1-D (4, 16, 4096) -> 16, k=31: 8.7 / 25.7 (complex128 19.4 / 63.1), k=15: 8.6 / 11.2, k=9: 9.4 / 6.4;
+    (8, 64, 56, 56) -> 64, 7x7: 343 / 697, 5x5: 373 / 314 (complex128 452 / 634), 3x3: 352 / 91;
+    (1, 8, 256, 256) -> 8, 9x9: 47 / 274; (2, 32, 64, 64) -> 32, 7x7: 33 / 83."""
     taps = math.prod(spec.kernel_size)
     per_group = max(w_shape[1], 1) if not spec.transposed else max(w_shape[0] // spec.groups, 1)
     return taps >= math.prod(spec.stride) * (13 + 256 / per_group)
