@@ -25,7 +25,8 @@ import numpy.typing as npt
 
 from ..nn.conv import Conv2d, ConvNd, check_module_dtype
 from ..nn.layers import Flatten, Linear, PoolNd
-from ..nn.module import Module, Sequential
+from ..nn.containers import Sequential
+from ..nn.module import Module
 from ..nn.depthwise_separable import DepthwiseSeparableConv2d
 from ..spec import ConvSpec, Pads, is_int, weight_shape
 

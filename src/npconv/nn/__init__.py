@@ -11,11 +11,12 @@ from .fold import Fold, Unfold
 from .layers import (AvgPool1d, AvgPool2d, AvgPool3d, Dropout, Flatten, Linear, MaxPool1d, MaxPool2d,
                      MaxPool3d, ReLU)
 from .loss import CrossEntropyLoss
-from .module import Module, Parameter, Sequential
+from .module import Module, Parameter
+from .containers import Concat, Residual, Sequential
 from .depthwise_separable import DepthwiseSeparableConv2d
 from .deform import DeformConv2d
 
-__all__ = ["Module", "Parameter", "Sequential", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d",
+__all__ = ["Module", "Parameter", "Sequential", "Residual", "Concat", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d",
            "ConvTranspose2d", "ConvTranspose3d", "LazyConv1d", "LazyConv2d", "LazyConv3d",
            "LazyConvTranspose1d", "LazyConvTranspose2d", "LazyConvTranspose3d", "Unfold", "Fold",
            "DepthwiseSeparableConv2d", "DeformConv2d",

@@ -1,4 +1,4 @@
-"""Module, Parameter and Sequential: torch.nn's containers, with an explicit backward.
+"""Module: the base of every layer, as torch.nn.Module with an explicit backward.
 
 Every module has ``forward(input)`` (also ``module(input)``) and ``backward(grad_output)``,
 which returns the gradient with respect to the last forward's input and adds parameter
@@ -9,78 +9,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ..arrays import as_channels_last
-from .conv_dask import is_dask_array
+from .parameter import IncompatibleKeys, Parameter, accumulate_grad
 
-__all__ = ["Module", "Parameter", "Sequential", "IncompatibleKeys", "accumulate_grad"]
-
-
-class IncompatibleKeys(NamedTuple):
-    """What :meth:`Module.load_state_dict` did not match (as ``torch.nn``'s result).
-
-    Attributes
-    ----------
-    missing_keys : list of str
-        Parameters of the module that the state dict had no entry for.
-    unexpected_keys : list of str
-        Entries of the state dict that name no parameter of the module.
-    """
-
-    missing_keys: list[str]
-    unexpected_keys: list[str]
-
-
-class Parameter(np.ndarray):
-    """A learnable array: an ndarray that carries ``.grad`` (None until a backward).
-
-    Arithmetic on a parameter gives plain arrays; in-place updates keep the parameter.
-
-    Parameters
-    ----------
-    data : array_like
-        The initial values; always copied.
-    dtype : data-type, optional
-        The parameter's dtype (default: that of ``data``).
-
-    Attributes
-    ----------
-    grad : numpy.ndarray or None
-        The gradient summed by the backward passes since the last ``zero_grad`` (None before).
-    constraint : callable or None
-        Set by ``npconv.keras`` layers: a projection the optimizers apply after each step.
-
-    Examples
-    --------
-    >>> w = Parameter([1.0, 2.0])
-    >>> w.grad is None, type(w * 2).__name__
-    (True, 'ndarray')
-    """
-
-    grad: np.ndarray | None
-    constraint: Any
-
-    def __new__(cls, data: npt.ArrayLike, dtype: npt.DTypeLike | None = None) -> Parameter:
-        param = np.array(data, dtype=dtype, copy=True).view(cls)
-        param.grad = None
-        return param
-
-    def __array_finalize__(self, obj: object) -> None:
-        self.grad = None
-
-    def __array_wrap__(self, array: Any, context: Any = None, return_scalar: bool = False) -> Any:
-        if array is self:  # in-place update: stay a parameter
-            return self
-        if return_scalar:
-            return array[()]
-        return array.view(np.ndarray)
-
-    def __reduce__(self) -> Any:  # never pickled as a subclass: weight files hold plain arrays
-        raise TypeError("npconv parameters are not pickled; save a state_dict with npconv.save")
+__all__ = ["Module", "Parameter", "IncompatibleKeys", "accumulate_grad"]
 
 
 class Module:
@@ -114,20 +50,54 @@ class Module:
     """
 
     _parameters: OrderedDict[str, Parameter | None]
+    _buffers: OrderedDict[str, np.ndarray | None]
     _modules: OrderedDict[str, Module]
     training: bool
 
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "training", True)
+
+    def register_buffer(self, name: str, tensor: npt.ArrayLike | None, persistent: bool = True) -> None:
+        """Register a state array that is not a parameter (BatchNorm's ``running_mean``), as torch.
+
+        Buffers are read as attributes, assigned like them (``self.running_mean = new``), kept
+        in :meth:`state_dict` when ``persistent`` and loaded by :meth:`load_state_dict`.
+
+        Parameters
+        ----------
+        name : str
+            The attribute name.
+        tensor : array_like or None
+            The initial value (None: registered but absent, as torch allows).
+        persistent : bool, default True
+            Whether the buffer is part of the state dict.
+
+        Raises
+        ------
+        KeyError
+            ``name`` is already a parameter or a child module, or contains a dot.
+        """
+        if "." in name or name in self._parameters or name in self._modules:
+            raise KeyError(f"attribute {name!r} already exists or is not a valid buffer name")
+        self.__dict__.pop(name, None)
+        self._buffers[name] = None if tensor is None else np.asarray(tensor)
+        if persistent:
+            self._non_persistent.discard(name)
+        else:
+            self._non_persistent.add(name)
 
     # ---- registration --------------------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
         params, modules = self.__dict__.get("_parameters"), self.__dict__.get("_modules")
         if params is None or modules is None:
             raise AttributeError("call Module.__init__() before assigning attributes")
-        if isinstance(value, Parameter) or (name in params and value is None):
+        if name in self._buffers and not isinstance(value, (Parameter, Module)):
+            self._buffers[name] = None if value is None else np.asarray(value)
+        elif isinstance(value, Parameter) or (name in params and value is None):
             self.__dict__.pop(name, None)
             params[name] = value
         elif name in params:
@@ -140,7 +110,7 @@ class Module:
             object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
-        for registry in ("_parameters", "_modules"):
+        for registry in ("_parameters", "_buffers", "_modules"):
             table = self.__dict__.get(registry, {})
             if name in table:
                 return table[name]
@@ -250,6 +220,92 @@ class Module:
         """
         return iter(self._modules.values())
 
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """The direct sub-modules with their names, in assignment order.
+
+        Returns
+        -------
+        iterator of (str, Module)
+            Name and child.
+        """
+        return iter(self._modules.items())
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """This module (named ``prefix``) and every descendant with its dotted name, depth first.
+
+        Parameters
+        ----------
+        prefix : str, default ''
+            The name given to this module; children are ``prefix.child``.
+
+        Yields
+        ------
+        tuple of (str, Module)
+            Name and module, parents before their children.
+        """
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator[Module]:
+        """This module and every descendant, in :meth:`named_modules` order.
+
+        Yields
+        ------
+        Module
+            Each module once per place it is registered.
+        """
+        for _, module in self.named_modules():
+            yield module
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
+        """Every buffer (``running_mean``...) with its dotted name, own ones first.
+
+        Parameters
+        ----------
+        prefix : str, default ''
+            Prepended to every name.
+
+        Yields
+        ------
+        tuple of (str, numpy.ndarray)
+            Name and array; a buffer set to None is skipped.
+        """
+        for name, buffer in self._buffers.items():
+            if buffer is not None:
+                yield prefix + name, buffer
+        for child_name, child in self._modules.items():
+            yield from child.named_buffers(f"{prefix}{child_name}.")
+
+    def buffers(self) -> Iterator[np.ndarray]:
+        """Every buffer, in :meth:`named_buffers` order.
+
+        Yields
+        ------
+        numpy.ndarray
+            Each buffer.
+        """
+        for _, buffer in self.named_buffers():
+            yield buffer
+
+    def apply(self, fn: Any) -> Module:
+        """Call ``fn`` on every descendant and then on this module (torch's order).
+
+        Parameters
+        ----------
+        fn : callable
+            Takes a Module; its return value is ignored.
+
+        Returns
+        -------
+        Module
+            This module.
+        """
+        for child in self._modules.values():
+            child.apply(fn)
+        fn(self)
+        return self
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Clear every parameter's gradient.
 
@@ -264,18 +320,32 @@ class Module:
             else:
                 param.grad[...] = 0
 
+    def _state_items(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
+        """(dotted name, array) in torch's state-dict order: per module, its parameters, then its
+        persistent buffers, then its children."""
+        for name, param in self._parameters.items():
+            if param is not None:
+                yield prefix + name, param
+        for name, buffer in self._buffers.items():
+            if buffer is not None and name not in self._non_persistent:
+                yield prefix + name, buffer
+        for child_name, child in self._modules.items():
+            yield from child._state_items(f"{prefix}{child_name}.")
+
     def state_dict(self) -> OrderedDict[str, np.ndarray]:
-        """Copies of every parameter as plain arrays, keyed as PyTorch keys them.
+        """Copies of every parameter and persistent buffer as plain arrays, keyed as PyTorch keys them.
 
         Returns
         -------
         collections.OrderedDict of str to numpy.ndarray
-            ``{'weight': ..., 'bias': ...}``, dotted names for children (``'0.weight'``).
+            ``{'weight': ..., 'bias': ...}``, dotted names for children (``'0.weight'``), a
+            BatchNorm's ``running_mean``, ``running_var`` and ``num_batches_tracked`` after its
+            parameters (torch's order).
         """
-        return OrderedDict((name, np.array(param, order="C")) for name, param in self.named_parameters())
+        return OrderedDict((name, np.array(value, order="C")) for name, value in self._state_items())
 
     def load_state_dict(self, state_dict: Mapping[str, npt.ArrayLike], strict: bool = True) -> IncompatibleKeys:
-        """Copy arrays into the parameters, checking keys and shapes first.
+        """Copy arrays into the parameters and buffers, checking keys and shapes first.
 
         Parameters
         ----------
@@ -296,22 +366,22 @@ class Module:
             Missing or unexpected keys (when ``strict``), or an array whose shape differs from
             its parameter's; nothing is copied then.
         """
-        own = dict(self.named_parameters())
+        own = dict(self._state_items())
         missing = [key for key in own if key not in state_dict]
         unexpected = [key for key in state_dict if key not in own]
         if strict and (missing or unexpected):
             raise ValueError(f"Error(s) in loading state_dict for {type(self).__name__}: "
                              f"missing keys {missing}, unexpected keys {unexpected}")
-        for key, param in own.items():
+        for key, array in own.items():
             if key in state_dict:
                 value = np.asarray(state_dict[key])
-                if value.shape != param.shape:
+                if value.shape != array.shape:
                     raise ValueError(f"Error(s) in loading state_dict for {type(self).__name__}: size "
                                      f"mismatch for {key}: copying a param with shape {list(value.shape)} "
-                                     f"from checkpoint, the shape in current model is {list(param.shape)}.")
-        for key, param in own.items():
+                                     f"from checkpoint, the shape in current model is {list(array.shape)}.")
+        for key, array in own.items():
             if key in state_dict:
-                param[...] = np.asarray(state_dict[key], dtype=param.dtype)
+                array[...] = np.asarray(state_dict[key], dtype=array.dtype)
         return IncompatibleKeys(missing, unexpected)
 
     # ---- text ----------------------------------------------------------------------
@@ -336,107 +406,3 @@ class Module:
 
 def _indent(text: str) -> str:
     return text.replace("\n", "\n  ")
-
-
-class Sequential(Module):
-    """Modules run in order; backward runs their backwards in reverse.
-
-    Between layers a batched channels-first input to a network that starts with a 2-D or
-    3-D convolution is kept channels-last in memory (the engine's fast layout); the output
-    and the input gradient are C-contiguous again.
-
-    Parameters
-    ----------
-    *modules : Module
-        The layers, registered as children ``'0'``, ``'1'``, ...
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from npconv import nn
-    >>> net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten())
-    >>> y = net(np.ones((4, 1, 5, 5), np.float32))
-    >>> y.shape, net.backward(np.ones_like(y)).shape, len(net)
-    ((4, 18), (4, 1, 5, 5), 3)
-    """
-
-    def __init__(self, *modules: Module) -> None:
-        super().__init__()
-        for index, module in enumerate(modules):
-            setattr(self, str(index), module)
-
-    def __getitem__(self, index: int) -> Module:
-        return list(self._modules.values())[index]
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
-
-    def forward(self, input: Any) -> Any:
-        """Run every module in order.
-
-        Parameters
-        ----------
-        input : array_like
-            The first module's input.
-
-        Returns
-        -------
-        numpy.ndarray
-            The last module's output.
-        """
-        x, convert = self._to_engine_layout(input)
-        for module in self._modules.values():
-            x = module(x)
-        self._converted = convert
-        return np.ascontiguousarray(x) if convert else x
-
-    def backward(self, grad_output: Any) -> Any:
-        """Run every module's backward, last module first.
-
-        Parameters
-        ----------
-        grad_output : array_like
-            d loss / d output of the last :meth:`forward`.
-
-        Returns
-        -------
-        numpy.ndarray
-            d loss / d input; every parameter's gradient is added into its ``grad``.
-        """
-        grad = as_channels_last(np.asarray(grad_output)) if getattr(self, "_converted", False) else grad_output
-        for module in reversed(self._modules.values()):
-            grad = module.backward(grad)
-        return np.ascontiguousarray(grad) if getattr(self, "_converted", False) else grad
-
-    def _to_engine_layout(self, input: Any) -> tuple[Any, bool]:
-        """The engine's layout between layers: a batched channels-first input to a network that
-        starts with a convolution becomes channels-last once here (each convolution then reads
-        and answers channels-last memory, npconv.core.forward) and channels-first again only
-        at the output.  Returns (input to run, whether it was converted)."""
-        first = next(iter(self._modules.values()), None)
-        n = getattr(first, "_n", None)
-        if is_dask_array(input):  # a Dask array stays lazy: each layer takes it as it is
-            return input, False
-        x = np.asarray(input) if n is not None else input
-        if n is None or x.ndim != n + 2 or n == 1 or not x.flags.c_contiguous or x.dtype.kind != "f":
-            return x, False
-        return as_channels_last(x), True
-
-
-def accumulate_grad(param: Parameter | None, grad: npt.ArrayLike) -> None:
-    """``param.grad += grad`` (created on first use), in the parameter's dtype.
-
-    Parameters
-    ----------
-    param : Parameter or None
-        The parameter; None (a missing bias) does nothing.
-    grad : array_like
-        The gradient to add, in the parameter's shape.
-    """
-    if param is None:
-        return
-    grad = np.asarray(grad, dtype=param.dtype)
-    param.grad = grad.copy() if param.grad is None else param.grad + grad
