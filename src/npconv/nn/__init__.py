@@ -18,6 +18,7 @@ from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, GroupNorm, LayerNorm
 from .containers import Concat, Residual, Sequential
 from .depthwise_separable import DepthwiseSeparableConv2d
 from .deform import DeformConv2d
+from .fuse import ConvActivation, fuse
 
 __all__ = ["Module", "Parameter", "Sequential", "Residual", "Concat", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d",
            "ConvTranspose2d", "ConvTranspose3d", "LazyConv1d", "LazyConv2d", "LazyConv3d",
@@ -27,4 +28,5 @@ __all__ = ["Module", "Parameter", "Sequential", "Residual", "Concat", "Conv1d", 
            "AvgPool1d", "AvgPool2d", "AvgPool3d", "CrossEntropyLoss",
            "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm",
            "ReLU6", "SiLU", "GELU", "Hardswish", "Hardsigmoid", "Sigmoid", "Tanh", "Identity",
-           "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d"]
+           "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveAvgPool3d", "AdaptiveMaxPool2d",
+           "fuse", "ConvActivation"]
