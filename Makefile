@@ -16,8 +16,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test,bench,demo,docs,dev,dask]'
 	touch $@
 
+# the CPU settings (npconv environment) go in before Python starts, as for the benchmark, so the
+# whole-network part times what the README quotes
 demo: $(VENV)/.installed-demo
-	$(BIN)/npconv demo
+	eval "$$($(BIN)/npconv environment)"; $(BIN)/npconv demo
 
 # The HTML page's test drives Debian's headless Chromium; install it where it is missing
 # (CI and a fresh machine run as root; elsewhere, install chromium and chromium-driver yourself).
@@ -44,7 +46,7 @@ docs: $(VENV)/.installed-test
 # causal stack streamed one sample and 10 ms at a time (bench/stream.py, seconds), then complex64/complex128
 # convolutions beside torch's complex conv (bench/complex.py, a few minutes)
 bench: $(VENV)/.installed-test
-	eval "$$($(BIN)/npconv environment)"; $(BIN)/python bench/layers.py && $(BIN)/python bench/deform.py && $(BIN)/python bench/scale.py && $(BIN)/python bench/stream.py && $(BIN)/python bench/complex.py
+	eval "$$($(BIN)/npconv environment)"; $(BIN)/python bench/layers.py && $(BIN)/python bench/deform.py && $(BIN)/python bench/scale.py && $(BIN)/python bench/stream.py && $(BIN)/python bench/complex.py && $(BIN)/python bench/networks.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache docs/_build

@@ -24,7 +24,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 # the modules a user imports by name (README, guide); modules that their __all__ names
 # (npconv.keras.activations, ...) are public too and found by public_modules()
-DOCUMENTED_MODULES = ("npconv", "npconv.functional", "npconv.grad", "npconv.nn", "npconv.optim",
+DOCUMENTED_MODULES = ("npconv", "npconv.functional", "npconv.grad", "npconv.nn", "npconv.optim", "npconv.models",
                       "npconv.keras", "npconv.onnx", "npconv.convert", "npconv.separable",
                       "npconv.explain", "npconv.select", "npconv.settings", "npconv.spec",
                       "npconv.spec_errors", "npconv.io", "npconv.ops", "npconv.dask",

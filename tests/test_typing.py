@@ -21,7 +21,8 @@ PUBLIC_MODULES = ["__init__.py", "functional.py", "blocks.py", "padding.py", "gr
                   "onnx.py", "settings.py", "select.py", "separable.py", "io.py", "optim.py",
                   "onnx_pads.py", "onnx_words.py", "autotune.py", "algorithm_registry.py", "io_checks.py",
                   "io_safetensors.py", "onnx_deform.py", "onnx_stream.py", "dask.py", "stream.py", "complex_forms.py",
-                  "nn", "keras", "explain", "ops"]
+                  "onnx_session.py", "onnx_ops.py", "onnx_ops_nn.py", "networks_demo.py",
+                  "nn", "keras", "explain", "ops", "models"]
 
 
 def run_mypy(*targets: str) -> subprocess.CompletedProcess:

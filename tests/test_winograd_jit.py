@@ -128,12 +128,42 @@ def test_kept_weight_is_reused_and_never_stale(rng, monkeypatch):
     changed, _ = _run(x, w, 1)
     assert len(calls) == 2
     assert_matches(changed, _torch_float64(x, w, pads, 1, "zeros"), np.float64)
-    _run(x, w, 1, m=2)  # another tile size: recomputed, and the F(4, 3) one after it again
+    _run(x, w, 1, m=2)  # another tile size: computed and kept beside the F(4, 3) one
     assert_matches(_run(x, w, 1)[0], _torch_float64(x, w, pads, 1, "zeros"), np.float64)
-    assert len(calls) == 4
+    assert len(calls) == 3
     workspace.release()  # the workspace dropped the buffers: recomputed
     _run(x, w, 1)
+    assert len(calls) == 4
+
+
+def test_a_networks_weights_are_kept_side_by_side_and_frozen_ones_are_not_compared(rng, monkeypatch):
+    """Same-shaped layers keep one entry each (a network's layers run in turn); a weight whose
+    memory is read-only is served without the comparison, and one made writable and changed
+    is recomputed."""
+    x = rng.standard_normal((1, 8, 12, 12))
+    weights = [rng.standard_normal((8, 8, 3, 3)) for _ in range(5)]
+    calls = []
+    original = winograd.transformed_weight
+    monkeypatch.setattr(winograd, "transformed_weight", lambda *a, **k: calls.append(1) or original(*a, **k))
+    for _ in range(2):
+        outputs = [_run(x, w, 1)[0] for w in weights]
     assert len(calls) == 5
+    pads = _run(x, weights[0], 1)[1]
+    for got, w in zip(outputs, weights):
+        assert_matches(got, _torch_float64(x, w, pads, 1, "zeros"), np.float64)
+    frozen = weights[0]
+    frozen.flags.writeable = False
+    _run(x, frozen, 1)  # compared once more, found equal: marked frozen
+    compared = []
+    real_equal = np.array_equal
+    monkeypatch.setattr(np, "array_equal", lambda *a, **k: compared.append(1) or real_equal(*a, **k))
+    _run(x, frozen, 1)
+    assert compared == [] and len(calls) == 5  # served without a comparison
+    frozen.flags.writeable = True
+    frozen[0, 0, 1, 1] += 1.0
+    changed, _ = _run(x, frozen, 1)
+    assert len(calls) == 6 and compared
+    assert_matches(changed, _torch_float64(x, frozen, pads, 1, "zeros"), np.float64)
 
 
 def test_nan_stays_in_the_tiles_that_read_it(rng):

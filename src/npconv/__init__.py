@@ -9,7 +9,7 @@
 # importing npconv sets no environment variable: npconv.cpu.tune_environment() is the advice
 from . import compiled, cpu  # noqa: F401
 from . import functional, grad, nn, optim  # noqa: E402
-from . import convert, keras, onnx, ops, separable  # noqa: E402
+from . import convert, keras, models, onnx, ops, separable  # noqa: E402
 from .settings import config  # noqa: E402
 from .core import conv  # noqa: E402
 from .io import load, save  # noqa: E402
@@ -26,6 +26,6 @@ try:  # single-sourced: the version in pyproject.toml, read from the installed m
     __version__ = _metadata.version("npconv")
 except _metadata.PackageNotFoundError:  # pragma: no cover - a source tree on sys.path, not installed
     __version__ = "0+unknown"
-__all__ = ["conv", "config", "ConvSpec", "ConvRuleError", "ConvRuleTypeError", "functional", "grad", "nn", "optim", "keras", "onnx", "ops", "convert", "separable", "save", "load", "manual_seed",
+__all__ = ["conv", "config", "ConvSpec", "ConvRuleError", "ConvRuleTypeError", "functional", "grad", "nn", "optim", "keras", "models", "onnx", "ops", "convert", "separable", "save", "load", "manual_seed",
            "choose_algorithm", "set_algorithm", "set_autotune", "set_workspace_limit", "set_num_threads",
            "get_num_threads", "__version__"]

@@ -52,7 +52,10 @@ def show_example(example: WorkedExample) -> bool:
 
 
 def demo(args) -> int:
-    """Part 1: worked examples with known answers, and sums worked by hand.  Part 2: a CNN learns digits."""
+    """Part 1: worked examples with known answers, and sums worked by hand.  Part 2: a CNN learns
+    digits.  Part 3: a whole network (ResNet-18) saved, reloaded, fused and timed."""
+    if args.networks:
+        return whole_network()
     start = time.perf_counter()
     print(f"== Part 1: worked examples with known answers ==\n\n{INPUTS}\n")
     examples = worked_examples()
@@ -65,7 +68,7 @@ def demo(args) -> int:
     ok = passed == len(examples) and sums_ok
     if args.no_training:
         return 0 if ok else 1
-    return max(0 if ok else 1, train_digits(args))
+    return max(0 if ok else 1, train_digits(args), whole_network())
 
 
 def train_digits(args) -> int:
@@ -77,6 +80,22 @@ def train_digits(args) -> int:
     print(f"{CHECK if ok else CROSS} test accuracy {result.test_accuracy:.1%} on 360 held-out digits "
           f"({result.misclassified} wrong; target >= 97%), {result.epochs} epochs in {result.seconds:.1f} s")
     print(f"  learned filters and misclassified digits: {result.picture}")
+    return 0 if ok else 1
+
+
+def whole_network() -> int:
+    from .networks_demo import run
+
+    print("\n== Part 3: a whole network: ResNet-18 (torchvision's layout) saved, reloaded, fused, run ==\n")
+    result = run()
+    ok = result.reload_identical and result.fused_error <= 1e-5
+    print(f"{CHECK if result.reload_identical else CROSS} {result.parameters:,} parameters saved to safetensors "
+          f"({result.checkpoint_bytes / 2**20:.1f} MiB) and reloaded: identical outputs")
+    print(f"{CHECK if result.fused_error <= 1e-5 else CROSS} BatchNorm folded into the convolutions: largest "
+          f"difference {result.fused_error:.1e} of the largest logit (limit 1e-5)")
+    print(f"  one 224 x 224 image: {result.milliseconds:.0f} ms here; the README's figure is "
+          f"{result.expected_milliseconds:.0f} ms (2 cores, bench/networks.py)")
+    print(f"  top-5 classes of random weights on noise (meaningless, but repeatable): {result.top5}")
     return 0 if ok else 1
 
 
@@ -99,12 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "pointwise, dilated and strided convolutions, 1-D padding) beside npconv's result, then "
                     "train a small CNN (npconv layers only) on scikit-learn's digits.",
         epilog="examples:\n  npconv demo\n  npconv demo --epochs 10 --picture /tmp/digits.png\n"
-               "  npconv demo --no-training",
+               "  npconv demo --no-training\n  npconv demo --networks",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     demo_parser.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
     demo_parser.add_argument("--picture", default="digits_cnn.png",
                              help="where to write the PNG of filters and mistakes (default digits_cnn.png)")
     demo_parser.add_argument("--no-training", action="store_true", help="only the worked examples")
+    demo_parser.add_argument("--networks", action="store_true",
+                             help="only part 3: ResNet-18 saved, reloaded, fused and timed")
     demo_parser.set_defaults(run=demo)
     environment_parser = commands.add_parser(
         "environment", help="shell export lines of the CPU settings that speed npconv up here",

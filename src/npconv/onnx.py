@@ -48,7 +48,8 @@ from .spec import ConvSpec, Pads
 from .spec_errors import ConvRule, worded
 
 __all__ = ["conv", "conv_transpose", "col2im", "deform_conv", "causal_conv_with_state", "conv_pads",
-           "conv_transpose_pads", "transposed_engine_pads", "AUTO_PADS"]
+           "conv_transpose_pads", "transposed_engine_pads", "AUTO_PADS", "InferenceSession", "NodeArg",
+           "SUPPORTED_OPS"]
 
 #: The values ONNX allows for the ``auto_pad`` attribute.
 AUTO_PADS = _AUTO_PADS
@@ -326,3 +327,9 @@ def _col2im_words(columns: int, image: tuple[int, ...], block: tuple[int, ...], 
 # last: npconv.onnx_deform reads this module's operand checks (_operands, _of_type, _check_ranks)
 from .onnx_deform import deform_conv  # noqa: E402
 from .onnx_stream import causal_conv_with_state  # noqa: E402
+from .onnx_session import SUPPORTED_OPS as _SUPPORTED_OPS  # noqa: E402
+from .onnx_session import InferenceSession, NodeArg  # noqa: E402
+
+#: The ONNX operators :class:`InferenceSession` runs (a frozenset of op_type names); a model
+#: with any other operator is refused by name when the session is made.
+SUPPORTED_OPS = _SUPPORTED_OPS

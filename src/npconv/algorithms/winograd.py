@@ -29,8 +29,9 @@ product (a^n, C_out, tiles) is transformed back into the NCHW output.
   stride ``m``) into (a^n, C_in, tiles), transformed by the Kronecker product of ``B^T`` over
   the dims, and the product by that of ``A^T``, then scattered into NCHW.
 
-The transformed weight is kept between calls of the same weight (:func:`kept_transformed_weight`:
-a 512 x 512 layer's takes 20-35 ms to compute, 1-2 ms to compare with the weight).
+The transformed weights are kept between calls, one per weight array (:func:`kept_transformed_weight`:
+a 512 x 512 layer's takes 20-35 ms to compute, 1-2 ms to compare with the weight; a read-only
+weight, as :func:`npconv.nn.fuse` leaves them, is not compared).
 
 Scratch: the transformed weight (a^n * C_out * C_in/G, computed through float64 blocks of
 :func:`transform_block_bytes`) and the copy of the weight kept with it, for the whole call;
@@ -44,8 +45,6 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
-import weakref
 from fractions import Fraction
 
 import numpy as np
@@ -54,6 +53,7 @@ from .. import compiled as compiled_kernels
 from .. import workspace
 from ..windows import im2col, tap_sources
 from .chunks import chunks
+from .kept import KeptTransforms
 
 try:
     import numba
@@ -139,38 +139,27 @@ def transformed_weight(w, m, groups, out=None) -> np.ndarray:
     return u.reshape(-1, groups, c_out // groups, c_in_g)
 
 
-_kept = threading.local()  # per thread, as npconv.workspace's buffers: which weight they hold
+KEPT_WEIGHTS = 64  # a network's 3x3 layers (ResNet-50 has 16), one entry each
+_kept_weights = KeptTransforms("winograd.kept_weight", KEPT_WEIGHTS)
 
 
 def kept_transformed_weight(w, m, groups) -> np.ndarray:
     """:func:`transformed_weight`, kept between calls for the same weight (a layer runs many
-    batches: 512 x 512 F(4, 3) costs 20-35 ms to transform, 1-2 ms to compare).
-
-    The result and a copy of ``w`` live in npconv.workspace scratch buffers, so the cap, its
-    least-recently-used trimming and ``workspace.release`` govern them like any other; they
-    are reused only while both buffers are still the ones written (weak references: a buffer
-    the workspace dropped is never mistaken for the one kept), the key (m, groups, dtype,
-    shape) matches and the copy equals ``w`` exactly (np.array_equal: never stale)."""
+    batches: 512 x 512 F(4, 3) costs 20-35 ms to transform, 1-2 ms to compare), up to
+    ``KEPT_WEIGHTS`` weights per thread so a network's layers do not evict one another
+    (:class:`npconv.algorithms.kept.KeptTransforms`: counted against the workspace cap, served
+    only while the weights equal the kept copy; never stale)."""
     a_n = (m + 2) ** (w.ndim - 2)
-    u = workspace.scratch("winograd weight", (a_n, groups, w.shape[0] // groups, w.shape[1]), w.dtype)
-    source = workspace.scratch("winograd weight source", w.shape, w.dtype)
-    key, roots = (m, groups, w.dtype.str, w.shape), (_root(u), _root(source))
-    held = getattr(_kept, "held", None)
-    if held is not None and held[0] == key and all(ref() is root for ref, root in zip(held[1], roots)) \
-            and np.array_equal(source, w):
-        return u
-    _kept.held = None  # while the buffers are being written
-    transformed_weight(w, m, groups, out=u)
-    source[...] = w
-    _kept.held = (key, tuple(weakref.ref(root) for root in roots))
-    return u
+    shape = (a_n, groups, w.shape[0] // groups, w.shape[1])
+    kept = _kept_weights.get((m, groups), w, shape, w.dtype)
+    if kept is not None:
+        return kept
+    return _kept_weights.keep((m, groups), w, transformed_weight(w, m, groups))
 
 
-def _root(array) -> np.ndarray:
-    """The array that owns ``array``'s memory."""
-    while isinstance(array.base, np.ndarray):
-        array = array.base
-    return array
+def forget_kept_weights() -> None:
+    """Forget this thread's kept transformed weights (their buffers go with workspace.release())."""
+    _kept_weights.forget()
 
 
 def _fixed_bytes(spec, w_shape, m, itemsize) -> int:

@@ -205,7 +205,9 @@ def fuse(model: Module, activations: bool = True) -> Module:
     Returns
     -------
     Module
-        The fused copy, in evaluation mode.  Its ConvActivation modules refuse a backward.
+        The fused copy, in evaluation mode.  Its ConvActivation modules refuse a backward, and
+        its parameters and buffers are read-only (an inference copy: the engine then keeps the
+        transformed weights of its layers without comparing them with the weights each call).
 
     Raises
     ------
@@ -243,7 +245,20 @@ def fuse(model: Module, activations: bool = True) -> Module:
             _fuse_run(module, run, uses, activations)
     for param in fused.parameters():
         param.grad = None
+    _freeze(fused)
     return fused.eval()
+
+
+def _freeze(model: Module) -> None:
+    """Make every parameter and buffer read-only, down to the array that owns its memory: the
+    copy is for inference, and the engine keeps the transformed form of an unwritable weight
+    (Winograd's, the FFT's spectrum) without comparing it with the weight on every call."""
+    for array in [*model.parameters(), *model.buffers()]:
+        owner = array
+        while isinstance(owner.base, np.ndarray):
+            owner = owner.base
+        for view in (array, owner):
+            view.flags.writeable = False
 
 
 def _walk(module: Module) -> Iterator[Module]:

@@ -72,7 +72,7 @@ class Parameter(np.ndarray):
     def __reduce__(self) -> Any:  # never pickled as a subclass: weight files hold plain arrays
         raise TypeError("npconv parameters are not pickled; save a state_dict with npconv.save")
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> Parameter:
+    def __deepcopy__(self, memo: dict[int, Any] | None = None, /) -> Parameter:
         """A copy with its own data and gradient (``copy.deepcopy`` of a model copies its weights)."""
         param = Parameter(self)
         param.grad = None if self.grad is None else self.grad.copy()
