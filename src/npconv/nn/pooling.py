@@ -3,6 +3,7 @@ implementation on the convolution's window gathering (im2col) and its adjoint (c
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ..arrays import as_real_array
+from ..arrays import as_real_array, is_channels_last
 from ..spec import check_input_rank, ntuple
 from ..windows import col2im, im2col
 from .module import Module
@@ -112,17 +113,21 @@ class _MaxPoolNd(PoolNd):
         """
         x, batched = self._batched(input)
         k, s, d, pads, out = self.window_geometry(x.shape[2:])
-        padded = np.pad(x, [(0, 0), (0, 0), *pads], constant_values=-np.inf)
-        cols = im2col(padded, k, s, d, ((0, 0),) * self._n, out)
-        cols = cols.reshape(x.shape[:2] + (math.prod(k), math.prod(out)))
-        self._argmax = np.argmax(cols, axis=2)[:, :, None]  # NaN wins, as in PyTorch
-        self._saved = (x.shape, k, s, d, pads, out, batched)
-        y = np.take_along_axis(cols, self._argmax, axis=2).reshape(x.shape[:2] + out)
+        padded = _padded(x, pads, -np.inf)
+        taps = _tap_views(k, s, d, out)
+        y = _empty_in_layout(x, x.shape[:2] + out)
+        y[...] = padded[taps[0]]
+        for tap in taps[1:]:
+            np.maximum(y, padded[tap], out=y)  # NaN wins, as in PyTorch
+        self._saved = (x.shape, pads, taps, batched)
+        # training: which tap won, now (the input may change later); evaluation: only if a
+        # backward asks, from the arrays kept here
+        self._winners = _first_winners(padded, taps, y) if self.training else (padded, y)
         return y if batched else y[0]
 
     def backward(self, grad_output: npt.ArrayLike) -> np.ndarray:
-        """Each output's gradient sent to the position its maximum came from (summed where
-        windows overlap).
+        """Each output's gradient sent to the position its maximum came from (the first
+        maximum of the window, summed where windows overlap).
 
         Parameters
         ----------
@@ -134,18 +139,64 @@ class _MaxPoolNd(PoolNd):
         numpy.ndarray
             d loss / d input.
         """
-        shape, k, s, d, pads, out, batched = self._saved
+        shape, pads, taps, batched = self._saved
+        winners = self._winners if isinstance(self._winners, np.ndarray) else _first_winners(*self._winners[:1], taps,
+                                                                                            self._winners[1])
         gy = np.asarray(grad_output)
-        gy = (gy if batched else gy[None]).reshape(shape[:2] + (1, math.prod(out)))
-        cols = np.zeros(shape[:2] + (math.prod(k), math.prod(out)), gy.dtype)
-        np.put_along_axis(cols, self._argmax, gy, axis=2)
-        gx = col2im(cols.reshape(shape[:2] + k + out), shape[2:], s, d, pads)
+        gy = gy if batched else gy[None]
+        padded_shape = shape[:2] + tuple(i + lo + hi for i, (lo, hi) in zip(shape[2:], pads))
+        grad = _empty_in_layout(gy, padded_shape)
+        grad[...] = 0
+        for index, tap in enumerate(taps):
+            grad[tap] += np.where(winners == index, gy, 0)
+        gx = grad[(slice(None), slice(None)) + tuple(slice(lo, lo + i) for i, (lo, _) in zip(shape[2:], pads))]
         return gx if batched else gx[0]
 
     def extra_repr(self) -> str:
         """The settings, as PyTorch shows them."""
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
                 f"dilation={self.dilation}, ceil_mode={self.ceil_mode}")
+
+
+def _empty_in_layout(like: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """An empty (N, C, *spatial) array of ``shape``, channels-last in memory when ``like`` is."""
+    if is_channels_last(like):
+        return np.moveaxis(np.empty(shape[:1] + shape[2:] + shape[1:2], like.dtype), -1, 1)
+    return np.empty(shape, like.dtype)
+
+
+def _padded(x: np.ndarray, pads: tuple[tuple[int, int], ...], fill: float) -> np.ndarray:
+    """``x`` with ``pads`` of ``fill`` around its spatial dims, in its memory layout (``x``
+    itself without pads)."""
+    if not any(lo or hi for lo, hi in pads):
+        return x
+    padded = _empty_in_layout(x, x.shape[:2] + tuple(i + lo + hi for i, (lo, hi) in zip(x.shape[2:], pads)))
+    padded[...] = fill
+    padded[(slice(None), slice(None)) + tuple(slice(lo, lo + i) for i, (lo, _) in zip(x.shape[2:], pads))] = x
+    return padded
+
+
+def _tap_views(k: tuple[int, ...], s: tuple[int, ...], d: tuple[int, ...],
+               out: tuple[int, ...]) -> list[tuple[slice, ...]]:
+    """For each offset in the window (row-major), the index that picks that tap of every
+    window from the padded input: a strided view, no gathering."""
+    return [(slice(None), slice(None)) + tuple(slice(o * dd, o * dd + (oo - 1) * ss + 1, ss)
+                                               for o, dd, ss, oo in zip(offsets, d, s, out))
+            for offsets in itertools.product(*(range(kk) for kk in k))]
+
+
+def _first_winners(padded: np.ndarray, taps: list[tuple[slice, ...]], y: np.ndarray) -> np.ndarray:
+    """Per output, the first tap (row-major) holding its window's maximum, a NaN where the
+    maximum is NaN (as np.argmax over the window picks)."""
+    winners = np.full(y.shape, len(taps), np.int32)
+    nan_max = np.isnan(y)
+    for index, tap in enumerate(taps):
+        values = padded[tap]
+        hit = values == y
+        if nan_max.any():
+            hit |= nan_max & np.isnan(values)
+        np.copyto(winners, index, where=hit & (winners == len(taps)))
+    return winners
 
 
 class _AvgPoolNd(PoolNd):
