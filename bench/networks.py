@@ -132,7 +132,7 @@ def training_row(batch: int, size: int, repeats: int, block: int) -> dict:
         loss = loss_theirs(theirs(torch.from_numpy(image)), torch.from_numpy(labels))
         loss.backward()
         opt_theirs.step()
-        return loss
+        return loss.detach()
 
     first = (float(ours_step()), float(torch_step()))  # the same weights: the same first loss
     if abs(first[0] - first[1]) > 1e-4 * abs(first[1]):
