@@ -15,7 +15,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import erf, expit
 
-from ..arrays import as_real_array
+from .. import compiled
+from ..arrays import as_real_array, is_channels_last
 from .module import Module
 
 __all__ = ["ReLU6", "SiLU", "GELU", "Hardswish", "Hardsigmoid", "Sigmoid", "Tanh", "Identity"]
@@ -192,6 +193,8 @@ class GELU(_Elementwise):
     def _apply(self, x: np.ndarray) -> np.ndarray:
         if self.approximate == "tanh":
             return 0.5 * x * (1 + np.tanh(self._tanh_inner(x)))
+        if _compiled_layout(x):
+            return _run_flat("gelu_forward", x)
         return x * self._cdf(x)
 
     @staticmethod
@@ -208,11 +211,38 @@ class GELU(_Elementwise):
             t = np.tanh(self._tanh_inner(x))
             inner_slope = _TANH_SCALE * (1 + 3 * _TANH_CUBIC * (x * x))
             return gy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * inner_slope)
+        if _compiled_layout(x) and gy.dtype == x.dtype:
+            return _run_flat("gelu_backward", x, _in_layout_of(x, gy))
         return gy * (self._cdf(x) + x * (np.exp(-0.5 * (x * x)) * _INV_SQRT_2PI))
 
     def extra_repr(self) -> str:
         """``"approximate='none'"``, as PyTorch shows it."""
         return f"approximate={self.approximate!r}"
+
+
+def _compiled_layout(x: np.ndarray) -> bool:
+    """Whether the compiled GELU serves ``x``: Numba present, float32/64, dense in memory (C,
+    Fortran or channels-last order), and large enough to pay for the call."""
+    return (compiled.available() and x.dtype in (np.float32, np.float64) and x.size >= 4096
+            and (x.flags.c_contiguous or x.flags.f_contiguous or is_channels_last(x)))
+
+
+def _in_layout_of(x: np.ndarray, array: np.ndarray) -> np.ndarray:
+    """``array`` (x's shape) laid out in memory as ``x`` is (a copy unless it already is)."""
+    if array.strides == x.strides:
+        return array
+    same = np.empty_like(x, dtype=array.dtype)
+    same[...] = array
+    return same
+
+
+def _run_flat(kernel: str, x: np.ndarray, *others: np.ndarray) -> np.ndarray:
+    """A compiled elementwise kernel over the flat memory of ``x`` (and ``others``, laid out as
+    ``x``), into a new array laid out as ``x``."""
+    out = np.empty_like(x)
+    flat = [array.ravel(order="K") for array in (x, *others, out)]
+    getattr(compiled.kernels("npconv.nn.activation_kernels"), kernel)(*flat)
+    return out
 
 
 class Hardswish(_Elementwise):

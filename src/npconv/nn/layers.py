@@ -219,8 +219,10 @@ class Linear(Module):
         """
         self._input = as_real_array(input, "input", "Linear", why="npconv's Linear takes real numbers only "
                                     "(torch's Linear takes complex; npconv's does not yet)")
-        y = self._input @ np.asarray(self.weight).T
-        return y if self.bias is None else y + self.bias
+        y = _rows(self._input, self.in_features) @ np.asarray(self.weight).T  # one GEMM, not one per row block
+        if self.bias is not None:
+            y += self.bias
+        return y.reshape(self._input.shape[:-1] + (self.out_features,))
 
     def backward(self, grad_output: npt.ArrayLike) -> np.ndarray:
         """Gradient w.r.t. the last input; adds ``weight.grad`` and ``bias.grad``.
@@ -236,15 +238,21 @@ class Linear(Module):
             d loss / d input, ``(*, in_features)``.
         """
         gy = np.asarray(grad_output)
-        flat_x = self._input.reshape(-1, self.in_features)
-        flat_gy = gy.reshape(-1, self.out_features)
+        flat_x = _rows(self._input, self.in_features)
+        flat_gy = _rows(gy, self.out_features)
         accumulate_grad(self.weight, flat_gy.T @ flat_x)
         accumulate_grad(self.bias, flat_gy.sum(axis=0))
-        return gy @ np.asarray(self.weight)
+        return (flat_gy @ np.asarray(self.weight)).reshape(gy.shape[:-1] + (self.in_features,))
 
     def extra_repr(self) -> str:
         """``'in_features=3, out_features=2, bias=True'``, as PyTorch shows it."""
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+def _rows(array: np.ndarray, features: int) -> np.ndarray:
+    """``(*, features)`` as a 2-D ``(rows, features)`` matrix for one GEMM (a view when the rows lie
+    evenly in memory, as a channels-last activation permuted to (N, H, W, C) does)."""
+    return array.reshape(-1, features) if array.ndim != 2 else array
 
 
 class Dropout(Module):
