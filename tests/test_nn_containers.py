@@ -130,3 +130,40 @@ def test_containers_refuse_what_is_not_a_module():
         nn.Sequential(3)
     with pytest.raises(ValueError, match="at least one module"):
         nn.Concat([])
+
+
+def test_one_module_in_two_places_is_refused_and_tied_parameters_count_once():
+    shared = nn.Linear(2, 2)
+    with pytest.raises(ValueError, match=r"module '2' \(Linear\) is already at '0'"):
+        nn.Sequential(shared, nn.Tanh(), shared)
+    with pytest.raises(ValueError, match=r"module '1.0' \(Linear\) is already at '0.0'"):
+        nn.Sequential(nn.Sequential(shared), nn.Sequential(shared))
+    with pytest.raises(ValueError, match="already at"):
+        nn.Residual({"a": shared}, {"b": shared})
+    first, second = nn.Linear(2, 2), nn.Linear(2, 2)
+    second.weight = first.weight  # tied weights, as torch allows: one parameter, stepped once
+    model = nn.Sequential(first, second)
+    assert [name for name, _ in model.named_parameters()] == ["0.weight", "0.bias", "1.bias"]
+
+
+@pytest.mark.parametrize("layer,torch_layer", [
+    (lambda: nn.LayerNorm(6, elementwise_affine=False), lambda: torch.nn.LayerNorm(6, elementwise_affine=False)),
+    (lambda: nn.GroupNorm(2, 4, affine=False), lambda: torch.nn.GroupNorm(2, 4, affine=False)),
+    (lambda: nn.Tanh(), lambda: torch.nn.Tanh()), (lambda: nn.Sigmoid(), lambda: torch.nn.Sigmoid())],
+    ids=["LayerNorm", "GroupNorm", "Tanh", "Sigmoid"])
+def test_an_inplace_layer_after_cannot_change_what_backward_reads(layer, torch_layer, rng):
+    x = rng.standard_normal((3, 4, 5, 6))
+    ours = nn.Sequential(layer(), nn.SiLU(inplace=True))
+    theirs = torch.nn.Sequential(torch_layer(), torch.nn.SiLU()).double()  # torch refuses the in-place form
+    tx = torch.from_numpy(x).requires_grad_()
+    y_t = theirs(tx)
+    y = ours(x)
+    assert_matches(y, y_t, np.float64)
+    gy = rng.standard_normal(y.shape)
+    y_t.backward(torch.from_numpy(gy))
+    assert_matches(ours.backward(gy), tx.grad, np.float64)
+
+
+def test_concat_promotes_as_torch_cat():
+    mixed = nn.Concat([nn.Conv2d(1, 1, 1), nn.Conv2d(1, 1, 1, dtype=np.float64)])
+    assert mixed(np.ones((1, 1, 2, 2), np.float32)).dtype == np.float64

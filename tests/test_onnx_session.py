@@ -390,3 +390,62 @@ def test_zoo_network_matches_onnxruntime(name):
     torch.manual_seed(0)
     model = _randomise_bn(torch_zoo.build(name))
     _parity(_export(model, (1, 3, 64, 64), 17), (1, 3, 64, 64))
+
+
+# ---- review findings: what run returns is the caller's, edge cases as ONNX Runtime -------------
+def _both(data: bytes, feed):
+    import onnxruntime as ort
+    theirs = ort.InferenceSession(data, providers=["CPUExecutionProvider"]).run(None, feed)
+    return InferenceSession(data).run(None, feed), theirs
+
+
+def test_outputs_never_alias_the_sessions_constants_or_the_callers_inputs():
+    w = numpy_helper.from_array(np.array([0.0, 1.0, 2.0], np.float32), "w")
+    nodes = [helper.make_node("Add", ["w", "w"], ["c"]), helper.make_node("Add", ["x", "c"], ["y"]),
+             helper.make_node("Identity", ["x"], ["z"])]
+    session = InferenceSession(_model(nodes, [_value("x", [3])], [_value("c", [3]), _value("y", [3]),
+                                                                   _value("z", [3])], [w]))
+    x = np.zeros(3, np.float32)
+    c, _, z = session.run(None, {"x": x})
+    c += 100
+    z += 7
+    assert x.tolist() == [0, 0, 0]
+    assert session.run(None, {"x": x})[1].tolist() == [0.0, 2.0, 4.0]
+
+
+def test_integer_max_pool_gemm_with_beta_zero_and_integer_powers_as_onnx_runtime():
+    pool = _model([helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])],
+                  [_value("x", [1, 1, 4, 4], TensorProto.INT8)], [_value("y", [1, 1, 4, 4], TensorProto.INT8)],
+                  opset=12)
+    x = np.arange(-8, 8, dtype=np.int8).reshape(1, 1, 4, 4)
+    ours, theirs = _both(pool, {"x": x})
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    c = numpy_helper.from_array(np.array([np.nan, np.inf], np.float32), "c")
+    gemm = _model([helper.make_node("Gemm", ["a", "b", "c"], ["y"], beta=0.0)],
+                  [_value("a", [2, 3]), _value("b", [3, 2])], [_value("y", [2, 2])], [c])
+    a, b = np.ones((2, 3), np.float32), np.ones((3, 2), np.float32)
+    ours, theirs = _both(gemm, {"a": a, "b": b})
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    power = _model([helper.make_node("Pow", ["x", "e"], ["y"])],
+                   [_value("x", [3], TensorProto.INT64), _value("e", [3], TensorProto.INT64)],
+                   [_value("y", [3], TensorProto.INT64)])
+    feed = {"x": np.array([2, 3, 1], np.int64), "e": np.array([-1, 2, -3], np.int64)}
+    ours, theirs = _both(power, feed)
+    np.testing.assert_array_equal(ours[0], theirs[0])
+
+
+def test_per_element_batch_norm_is_refused_by_name():
+    arrays = [numpy_helper.from_array(np.ones((2, 3), np.float32), name) for name in ("s", "b", "m", "v")]
+    node = helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], name="bn0", spatial=0)
+    with pytest.raises(ValueError, match="spatial=0"):
+        InferenceSession(_model([node], [_value("x", [1, 2, 3])], [_value("y", [1, 2, 3])], arrays, opset=7))
+
+
+def test_nodes_listed_in_any_order_run_in_dependency_order():
+    chain = [helper.make_node("Relu" if i % 2 else "Sigmoid", [f"t{i}"], [f"t{i + 1}"])
+             for i in range(300)]
+    shuffled = chain[::-1]  # every node after the one that reads it
+    data = _model(shuffled, [_value("t0", [4])], [_value("t300", [4])])
+    x = np.array([-1.0, 0.0, 0.5, 2.0], np.float32)
+    ours, theirs = _both(data, {"t0": x})
+    np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-6)

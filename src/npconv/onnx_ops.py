@@ -143,7 +143,10 @@ def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _power(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pow: the result has the base's type, whatever the exponent's."""
+    """Pow: the result has the base's type, whatever the exponent's (an integer base to a
+    negative power is computed in float64 and truncated, as ONNX Runtime gives 0 for 2^-1)."""
+    if x.dtype.kind in "iu" and y.dtype.kind in "iu" and (np.asarray(y) < 0).any():
+        return np.trunc(np.power(x.astype(np.float64), y.astype(np.float64))).astype(x.dtype)
     result = np.power(x, y.astype(x.dtype) if x.dtype.kind == "f" else y)
     return np.asarray(result).astype(x.dtype, copy=False)
 

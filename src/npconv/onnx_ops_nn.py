@@ -69,6 +69,8 @@ def _batch_norm(node: Node) -> Kernel:
         raise node.refuse("training_mode=1 is not supported (inference only: running statistics)")
     if len([o for o in node.outputs if o]) > 1:
         raise node.refuse("running mean/var outputs belong to training mode; only Y is supported")
+    if not node.attr("spatial", 1):
+        raise node.refuse("spatial=0 (opsets 7-8: statistics per element, not per channel) is not supported")
     epsilon = node.attr("epsilon", 1e-5)
 
     def kernel(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
@@ -186,7 +188,12 @@ def _max_pool(node: Node) -> Kernel:
     if len([o for o in node.outputs if o]) > 1:
         raise node.refuse("the Indices output is not supported (only Y)")
     kernel, auto_pad, ceil_mode = _pool_settings(node)
-    return lambda x: _windows(node, x, kernel, auto_pad, ceil_mode, -np.inf)[0].max(axis=2)
+    return lambda x: _windows(node, x, kernel, auto_pad, ceil_mode, _lowest(x.dtype))[0].max(axis=2)
+
+
+def _lowest(dtype: np.dtype) -> float:
+    """The padding a max never picks: -inf, or an integer type's least value."""
+    return float(np.iinfo(dtype).min) if dtype.kind in "iu" else -np.inf
 
 
 def _average_pool(node: Node) -> Kernel:
@@ -224,7 +231,7 @@ def _gemm(node: Node) -> Kernel:
         y = (a.T if trans_a else a) @ (b.T if trans_b else b)
         if alpha != 1.0:
             y = y * a.dtype.type(alpha)
-        if c is None:
+        if c is None or beta == 0.0:  # beta 0 ignores C (NaN and inf in it too), as ONNX Runtime
             return y
         return y + (c if beta == 1.0 else c * c.dtype.type(beta))
     return kernel

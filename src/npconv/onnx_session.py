@@ -10,6 +10,7 @@ them in topological order, dropping each value after its last use.
 
 from __future__ import annotations
 
+import collections
 import os
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence, Union
@@ -204,7 +205,16 @@ class InferenceSession:
                     values[name] = value
             for name in step.release:
                 values.pop(name, None)
-        return [values[name] for name in names]
+        return [self._owned(values[name], input_feed) for name in names]
+
+    def _owned(self, value: Any, input_feed: Mapping[str, Any]) -> Any:
+        """``value``, or a copy where it is the session's constant or the caller's input (an
+        Identity output, a folded constant): the caller may change what run returns."""
+        held = [*self._constants.values(), *input_feed.values()]
+        if isinstance(value, np.ndarray) and any(isinstance(h, np.ndarray) and np.shares_memory(value, h)
+                                                 for h in held):
+            return value.copy()
+        return value
 
     def _output_names(self, output_names: Sequence[str] | None) -> list[str]:
         every = [o.name for o in self._outputs]
@@ -282,18 +292,32 @@ def _read_node(proto: Any, opset: int, known: dict[str, np.ndarray]) -> Node:
 def _topological(graph: Any, available: set[str]) -> list[Any]:
     """The nodes in an order where every input is made before it is read."""
     made = set(available) | {""}
-    pending, ordered = list(graph.node), []
-    while pending:
-        ready = [n for n in pending if all(i in made for i in n.input)]
-        if not ready:
-            missing = sorted({i for n in pending for i in n.input if i not in made
-                              and not any(i in p.output for p in pending)})
-            stuck = [n.name or n.op_type for n in pending]
-            raise ValueError(f"InferenceSession: node inputs {missing} are neither graph inputs, initializers "
-                             f"nor any node's outputs (nodes {stuck} cannot run)")
-        ordered.extend(ready)
-        made.update(o for n in ready for o in n.output)
-        pending = [n for n in pending if n not in ready]
+    nodes = list(graph.node)
+    waiting = [len({i for i in node.input if i not in made}) for node in nodes]  # unmet inputs per node
+    readers: dict[str, list[int]] = {}
+    for index, node in enumerate(nodes):
+        for name in {i for i in node.input if i not in made}:
+            readers.setdefault(name, []).append(index)
+    queue = collections.deque(index for index, count in enumerate(waiting) if count == 0)
+    ordered = []
+    while queue:  # Kahn's algorithm: linear in the graph's size
+        node = nodes[queue.popleft()]
+        ordered.append(node)
+        for name in node.output:
+            if name in made:
+                continue
+            made.add(name)
+            for reader in readers.get(name, ()):
+                waiting[reader] -= 1
+                if waiting[reader] == 0:
+                    queue.append(reader)
+    if len(ordered) < len(nodes):
+        pending = [node for node, count in zip(nodes, waiting) if count]
+        produced = {o for node in pending for o in node.output}
+        missing = sorted({i for node in pending for i in node.input if i not in made and i not in produced})
+        stuck = [node.name or node.op_type for node in pending]
+        raise ValueError(f"InferenceSession: node inputs {missing} are neither graph inputs, initializers "
+                         f"nor any node's outputs (nodes {stuck} cannot run)")
     return ordered
 
 

@@ -8,7 +8,9 @@ An entry is served only while the weights equal that copy (``np.array_equal``: n
 The comparison is skipped for weights whose memory cannot be written (their owning array is
 read-only, as :func:`npconv.nn.fuse` leaves an inference model's weights): the entry then
 holds a weak reference to that owner and is served while it is the same, still read-only,
-array.
+array.  NumPy lets an owner be made writable again: weights changed that way and made
+read-only once more are not seen (to change a fused model's weights, fuse the model again;
+:func:`npconv.nn.fuse` says so too).
 """
 
 from __future__ import annotations

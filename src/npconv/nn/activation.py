@@ -332,7 +332,7 @@ class Sigmoid(_Elementwise):
         return expit(x)
 
     def _save(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return y  # the derivative y (1 - y) reads the output, as PyTorch's
+        return y.copy(order="K")  # y (1 - y) reads the output; a copy, as an in-place layer may change it
 
     def _grad(self, y: np.ndarray, gy: np.ndarray) -> np.ndarray:
         return gy * (y * (1 - y))
@@ -353,7 +353,7 @@ class Tanh(_Elementwise):
         return np.tanh(x)
 
     def _save(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return y  # the derivative 1 - y^2 reads the output, as PyTorch's
+        return y.copy(order="K")  # 1 - y^2 reads the output; a copy, as an in-place layer may change it
 
     def _grad(self, y: np.ndarray, gy: np.ndarray) -> np.ndarray:
         return gy * (1 - y * y)

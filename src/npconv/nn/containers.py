@@ -24,9 +24,23 @@ def _register(owner: Module, modules: Mapping[str, Module] | Sequence[Module]) -
     for name, module in items:
         if not isinstance(module, Module):
             raise TypeError(f"{type(owner).__name__}: {name!r} is of type {type(module).__name__}, not an npconv.nn.Module")
+        _refuse_a_second_place(owner, name, module)
         setattr(owner, name, module)
         names.append(name)
     return tuple(names)
+
+
+def _refuse_a_second_place(owner: Module, name: str, module: Module) -> None:
+    """A module keeps what its last forward saw for its backward, so one instance run in two
+    places of a container would send the first place's gradient through the second's input
+    (and an optimizer would step its parameters twice): refused, naming both places."""
+    placed = {id(m): where for where, m in owner.named_modules()}
+    for inner, m in module.named_modules():
+        if id(m) in placed:
+            here = ".".join(part for part in (name, inner) if part)
+            raise ValueError(f"{type(owner).__name__}: module {here!r} ({type(m).__name__}) is already at "
+                             f"{placed[id(m)] or 'the container itself'!r}; a module can run in one place only "
+                             f"(its backward reads its last forward): give each place its own instance")
 
 
 def _run(owner: Module, names: tuple[str, ...], x: Any) -> Any:
@@ -249,7 +263,7 @@ class Concat(Module):
         parts = [np.asarray(self._modules[name](input)) for name in self._branches]
         axis = self.dim % parts[0].ndim
         self._sizes = [part.shape[axis] for part in parts]
-        out = _like_layout(parts[0], axis, sum(self._sizes))
+        out = _like_layout(parts[0], axis, sum(self._sizes), np.result_type(*parts))
         np.concatenate(parts, axis=axis, out=out)
         return out
 
@@ -280,10 +294,10 @@ class Concat(Module):
         return f"dim={self.dim}"
 
 
-def _like_layout(part: np.ndarray, axis: int, size: int) -> np.ndarray:
-    """An empty array for the concatenation: ``part``'s shape with ``size`` along ``axis``,
-    channels-last in memory when ``part`` is (so a channels-last network stays so)."""
+def _like_layout(part: np.ndarray, axis: int, size: int, dtype: np.dtype) -> np.ndarray:
+    """An empty array of ``dtype`` for the concatenation: ``part``'s shape with ``size`` along
+    ``axis``, channels-last in memory when ``part`` is (so a channels-last network stays so)."""
     shape = part.shape[:axis] + (size,) + part.shape[axis + 1:]
     if part.ndim > 2 and axis == 1 and is_channels_last(part) and not part.flags.c_contiguous:
-        return np.moveaxis(np.empty(shape[:1] + shape[2:] + shape[1:2], part.dtype), -1, 1)
-    return np.empty(shape, part.dtype)
+        return np.moveaxis(np.empty(shape[:1] + shape[2:] + shape[1:2], dtype), -1, 1)
+    return np.empty(shape, dtype)

@@ -207,7 +207,9 @@ def fuse(model: Module, activations: bool = True) -> Module:
     Module
         The fused copy, in evaluation mode.  Its ConvActivation modules refuse a backward, and
         its parameters and buffers are read-only (an inference copy: the engine then keeps the
-        transformed weights of its layers without comparing them with the weights each call).
+        transformed weights of its layers without comparing them with the weights each call;
+        to change them, change the original model and fuse it again — making a fused weight
+        writable and changing it is not seen by the kept transforms).
 
     Raises
     ------
@@ -294,11 +296,11 @@ def _runs(module: Module) -> list[tuple[str, ...]]:
     """The child names ``module`` runs one after another on one value (its fusable runs)."""
     if isinstance(module, ConvActivation):
         return []
-    if isinstance(module, Residual):
+    if isinstance(module, Residual) and type(module).forward is Residual.forward:
         return [module._body, module._shortcut]
-    if isinstance(module, Sequential):
+    if isinstance(module, Sequential) and type(module).forward is Sequential.forward:
         return [tuple(module._modules)]
-    return []
+    return []  # a container with a forward of its own may read a child's output elsewhere
 
 
 def _fuse_run(owner: Module, names: tuple[str, ...], uses: Counter[int], activations: bool) -> None:

@@ -191,13 +191,21 @@ class Module:
         Yields
         ------
         tuple of (str, Parameter)
-            Name and parameter; a parameter set to None (``bias=False``) is skipped.
+            Name and parameter; a parameter set to None (``bias=False``) is skipped, and one
+            held in several places (tied weights) comes once, at its first place (as torch's).
         """
+        seen: set[int] = set()
+        for name, param in self._every_parameter(prefix):
+            if id(param) not in seen:
+                seen.add(id(param))
+                yield name, param
+
+    def _every_parameter(self, prefix: str) -> Iterator[tuple[str, Parameter]]:
         for name, param in self._parameters.items():
             if param is not None:
                 yield prefix + name, param
         for child_name, child in self._modules.items():
-            yield from child.named_parameters(f"{prefix}{child_name}.")
+            yield from child._every_parameter(f"{prefix}{child_name}.")
 
     def parameters(self) -> Iterator[Parameter]:
         """Every parameter, in :meth:`named_parameters` order.

@@ -110,9 +110,9 @@ class LayerNorm(Module):
         self._axes: Axes = tuple(range(x.ndim - count, x.ndim))
         self._xhat, _, var = normalize(x, self._axes, self.eps)
         self._invstd = 1.0 / np.sqrt(var + self.eps)
-        y = self._xhat if self.weight is None else self._xhat * np.asarray(self.weight, x.dtype)
+        y = self._xhat.copy(order="K") if self.weight is None else self._xhat * np.asarray(self.weight, x.dtype)
         y = y if self.bias is None else y + np.asarray(self.bias, x.dtype)
-        return y
+        return y  # never the kept x-hat itself: an in-place layer after this one must not change it
 
     def backward(self, grad_output: npt.ArrayLike) -> np.ndarray:
         """Gradient w.r.t. the last input; adds ``weight.grad`` and ``bias.grad``.
@@ -221,7 +221,7 @@ class GroupNorm(Module):
         self._axes: Axes = tuple(range(2, grouped.ndim))
         self._xhat, _, var = normalize(grouped, self._axes, self.eps)
         self._invstd = 1.0 / np.sqrt(var + self.eps)
-        y = self._xhat
+        y = self._xhat.copy(order="K") if self.weight is None else self._xhat  # never the kept x-hat itself
         if self.weight is not None:
             y = y * self._per_channel(np.asarray(self.weight, x.dtype), grouped.ndim)
         if self.bias is not None:
