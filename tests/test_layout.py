@@ -86,12 +86,27 @@ def test_keras_hands_the_engine_channels_last_memory_and_gets_it_back(monkeypatc
     assert y.flags.c_contiguous and y.shape == (2, 10, 10, 8)
 
 
+def test_sequential_keeps_the_inputs_layout_by_default(monkeypatch):
+    from npconv import nn
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 1))
+    layouts = []
+    real = core.forward
+    monkeypatch.setattr(core, "forward", lambda spec, x, *a: layouts.append(is_channels_last(x)) or real(spec, x, *a))
+    x = np.ones((2, 3, 6, 6), np.float32)
+    assert net(x).flags.c_contiguous and layouts == [False, False]
+    channels_last = np.moveaxis(np.ascontiguousarray(np.moveaxis(x, 1, -1)), -1, 1)
+    assert is_channels_last(net(channels_last)) and layouts[2:] == [True, True]
+    with pytest.raises(ValueError, match="memory_format must be None or 'channels_last', got 'nhwc'"):
+        nn.Sequential(memory_format="nhwc")
+
+
 def test_sequential_converts_only_at_its_edges(monkeypatch):
     from npconv import nn
 
     rng = np.random.default_rng(1)
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, groups=8, padding=1),
-                        nn.Conv2d(8, 4, 1))
+                        nn.Conv2d(8, 4, 1), memory_format="channels_last")
     x = rng.standard_normal((2, 3, 10, 10)).astype(np.float32)
     layouts = []
     real = core.forward
