@@ -143,19 +143,21 @@ def test_optimisers_follow_torch(name, kwargs, rng):
     assert ours.grad is None
 
 
+@pytest.mark.parametrize("layout", ["channels-first", "channels-last"])
 @pytest.mark.parametrize("training", [True, False])
-def test_max_pool_ties_nan_and_channels_last_match_torch(training, rng):
-    """Ties and NaN pick torch's gradient route; a channels-last input stays channels-last;
-    an evaluation-mode forward still has a backward (its winners found when asked)."""
+def test_max_pool_ties_nan_and_layouts_match_torch(training, layout, rng):
+    """Ties and NaN pick torch's gradient route in both layouts (channels-first maps run the
+    compiled plane loop, channels-last ones strided views and stay channels-last); an
+    evaluation-mode forward still has a backward (its winners found when asked)."""
     x = rng.integers(0, 3, (2, 3, 9, 8)).astype(np.float64)  # many equal maxima
     x[0, 1, 4, 4] = x[1, 2, 0, 0] = np.nan
-    channels_last = np.moveaxis(np.ascontiguousarray(np.moveaxis(x, 1, -1)), -1, 1)
+    given = np.moveaxis(np.ascontiguousarray(np.moveaxis(x, 1, -1)), -1, 1) if layout == "channels-last" else x
     ours, theirs = nn.MaxPool2d(3, stride=2, padding=1), torch.nn.MaxPool2d(3, stride=2, padding=1)
     ours.train(training)
     tx = torch.from_numpy(x).requires_grad_()
     y_t = theirs(tx)
-    y = ours(channels_last)
-    assert np.moveaxis(y, 1, -1).flags.c_contiguous
+    y = ours(given)
+    assert (np.moveaxis(y, 1, -1).flags.c_contiguous if layout == "channels-last" else y.flags.c_contiguous)
     np.testing.assert_array_equal(y, y_t.detach().numpy())
     gy = rng.standard_normal(y.shape)
     y_t.backward(torch.from_numpy(gy))

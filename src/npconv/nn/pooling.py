@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .. import compiled
 from ..arrays import as_real_array, is_channels_last
 from ..spec import check_input_rank, ntuple
 from ..windows import col2im, im2col
@@ -113,16 +114,21 @@ class _MaxPoolNd(PoolNd):
         """
         x, batched = self._batched(input)
         k, s, d, pads, out = self.window_geometry(x.shape[2:])
-        padded = _padded(x, pads, -np.inf)
         taps = _tap_views(k, s, d, out)
-        y = _empty_in_layout(x, x.shape[:2] + out)
-        y[...] = padded[taps[0]]
-        for tap in taps[1:]:
-            np.maximum(y, padded[tap], out=y)  # NaN wins, as in PyTorch
+        if _compiled_planes(x):  # channels-first 2-D maps: a compiled loop per plane
+            padded, y = None, _max_pool_planes(x, k, s, d, pads, out)
+        else:  # the maximum over strided views of the padded input (contiguous runs when channels-last)
+            padded = _padded(x, pads, -np.inf)
+            y = _empty_in_layout(x, x.shape[:2] + out)
+            y[...] = padded[taps[0]]
+            for tap in taps[1:]:
+                np.maximum(y, padded[tap], out=y)  # NaN wins, as in PyTorch
+        if padded is None and self.training:
+            padded = _padded(x, pads, -np.inf)
         self._saved = (x.shape, pads, taps, batched)
         # training: which tap won, now (the input may change later); evaluation: only if a
         # backward asks, from the arrays kept here
-        self._winners = _first_winners(padded, taps, y) if self.training else (padded, y)
+        self._winners = _first_winners(padded, taps, y) if self.training else (x if padded is None else padded, y)
         return y if batched else y[0]
 
     def backward(self, grad_output: npt.ArrayLike) -> np.ndarray:
@@ -140,8 +146,11 @@ class _MaxPoolNd(PoolNd):
             d loss / d input.
         """
         shape, pads, taps, batched = self._saved
-        winners = self._winners if isinstance(self._winners, np.ndarray) else _first_winners(*self._winners[:1], taps,
-                                                                                            self._winners[1])
+        if isinstance(self._winners, np.ndarray):
+            winners = self._winners
+        else:
+            kept, y = self._winners
+            winners = _first_winners(_padded(kept, pads, -np.inf) if kept.shape == shape else kept, taps, y)
         gy = np.asarray(grad_output)
         gy = gy if batched else gy[None]
         padded_shape = shape[:2] + tuple(i + lo + hi for i, (lo, hi) in zip(shape[2:], pads))
@@ -183,6 +192,21 @@ def _tap_views(k: tuple[int, ...], s: tuple[int, ...], d: tuple[int, ...],
     return [(slice(None), slice(None)) + tuple(slice(o * dd, o * dd + (oo - 1) * ss + 1, ss)
                                                for o, dd, ss, oo in zip(offsets, d, s, out))
             for offsets in itertools.product(*(range(kk) for kk in k))]
+
+
+def _compiled_planes(x: np.ndarray) -> bool:
+    """Whether the compiled kernel pools ``x``: Numba present, a C-contiguous float (N, C, H, W)."""
+    return compiled.available() and x.ndim == 4 and x.flags.c_contiguous and x.dtype in (np.float32, np.float64)
+
+
+def _max_pool_planes(x: np.ndarray, k: tuple[int, ...], s: tuple[int, ...], d: tuple[int, ...],
+                     pads: tuple[tuple[int, int], ...], out: tuple[int, ...]) -> np.ndarray:
+    """2-D max pooling of a C-contiguous (N, C, H, W) map, plane by plane, compiled."""
+    y = np.empty(x.shape[:2] + out, x.dtype)
+    planes = x.reshape((-1,) + x.shape[2:])
+    compiled.kernels("npconv.nn.pooling_kernels").max_pool_planes(
+        planes, *k, *s, *d, pads[0][0], pads[1][0], y.reshape((-1,) + out))
+    return y
 
 
 def _first_winners(padded: np.ndarray, taps: list[tuple[slice, ...]], y: np.ndarray) -> np.ndarray:
