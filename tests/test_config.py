@@ -256,18 +256,21 @@ def test_one_instance_serves_one_block_at_a_time():
 def test_importing_npconv_writes_nothing_to_the_environment():
     script = ("import json, os; before = dict(os.environ); import npconv; "
               "print(json.dumps({k: v for k, v in os.environ.items() if before.get(k) != v}))")
-    steered = ("OMP_WAIT_POLICY", "OPENBLAS_CORETYPE", "NPCONV_KEEP_BLAS")
+    steered = ("OMP_WAIT_POLICY", "OPENBLAS_CORETYPE", "NPCONV_KEEP_BLAS", "OPENBLAS_THREAD_TIMEOUT")
     env = {k: v for k, v in os.environ.items() if k not in steered}
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     assert json.loads(result.stdout) == {}
 
 
 @pytest.mark.parametrize("vendor,flags,environ,advice", [
-    ("AuthenticAMD", set(cpu.AVX512_FOR_SKYLAKEX), {}, {"OPENBLAS_CORETYPE": "SKYLAKEX", "OMP_WAIT_POLICY": "PASSIVE"}),
-    ("GenuineIntel", set(cpu.AVX512_FOR_SKYLAKEX), {}, {"OMP_WAIT_POLICY": "PASSIVE"}),
-    ("AuthenticAMD", set(cpu.AVX512_FOR_SKYLAKEX), {"NPCONV_KEEP_BLAS": "1"}, {"OMP_WAIT_POLICY": "PASSIVE"}),
-    ("AuthenticAMD", {"avx2"}, {"OMP_WAIT_POLICY": "ACTIVE"}, {}),
-    ("AuthenticAMD", set(cpu.AVX512_FOR_SKYLAKEX), {"OPENBLAS_CORETYPE": "Haswell", "OMP_WAIT_POLICY": "ACTIVE"}, {}),
+    ("AuthenticAMD", set(cpu.AVX512_FOR_SKYLAKEX), {}, {"OPENBLAS_CORETYPE": "SKYLAKEX", "OMP_WAIT_POLICY": "PASSIVE",
+                                                        "OPENBLAS_THREAD_TIMEOUT": "4"}),
+    ("GenuineIntel", set(cpu.AVX512_FOR_SKYLAKEX), {}, {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}),
+    ("AuthenticAMD", set(cpu.AVX512_FOR_SKYLAKEX), {"NPCONV_KEEP_BLAS": "1", "GOTO_THREAD_TIMEOUT": "20"},
+     {"OMP_WAIT_POLICY": "PASSIVE"}),
+    ("AuthenticAMD", {"avx2"}, {"OMP_WAIT_POLICY": "ACTIVE", "OPENBLAS_THREAD_TIMEOUT": "28"}, {}),
+    ("AuthenticAMD", set(cpu.AVX512_FOR_SKYLAKEX), {"OPENBLAS_CORETYPE": "Haswell", "OMP_WAIT_POLICY": "ACTIVE"},
+     {"OPENBLAS_THREAD_TIMEOUT": "4"}),
 ])
 def test_tune_environment_sets_only_the_advice_not_already_set(monkeypatch, vendor, flags, environ, advice):
     monkeypatch.setattr(cpu, "cpu_flags", lambda: (vendor, flags))
