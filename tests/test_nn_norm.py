@@ -189,3 +189,18 @@ def test_batchnorm_eval_takes_one_sample_and_groupnorm_refuses_bad_groups():
         GroupNorm(3, 4)
     with pytest.raises(ValueError, match="num_features must be a non-negative integer, got -1"):
         BatchNorm2d(-1)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["rows", "permuted-nchw"])
+def test_layer_norm_over_channels_of_large_maps_matches_torch(layout, dtype, training, rng):
+    """4,096 elements and more run the compiled kernel, on C-contiguous rows and on an NCHW map
+    permuted to (N, H, W, C) as ConvNeXt does; an evaluation-mode backward makes x-hat when asked."""
+    nchw = rng.standard_normal((2, 24, 9, 10)).astype(dtype) * 3 + 1
+    x = np.ascontiguousarray(nchw.transpose(0, 2, 3, 1)) if layout == "rows" else nchw.transpose(0, 2, 3, 1)
+    ours = LayerNorm(24, eps=1e-6, dtype=dtype)
+    theirs = torch_twin(ours, 24, eps=1e-6, dtype=dtype)
+    ours.train(training)
+    gy = rng.standard_normal(x.shape).astype(dtype)
+    run_both(ours, theirs, x, gy, dtype, f"LayerNorm {layout}")

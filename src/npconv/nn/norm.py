@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
+from .. import compiled
 from ..arrays import as_real_array
 from .conv import check_module_dtype
 from .module import Module, Parameter, accumulate_grad
@@ -29,6 +30,26 @@ def _gradients(gy: np.ndarray, xhat: np.ndarray, invstd: np.ndarray, weight: np.
     mean_g = g.mean(axis=axes, dtype=np.float64, keepdims=True)
     mean_gx = np.multiply(g, xhat).mean(axis=axes, dtype=np.float64, keepdims=True)
     return input_grad(g, xhat, invstd, mean_g, mean_gx)
+
+
+def _one_axis_view(x: np.ndarray) -> tuple[int, int, int] | None:
+    """(outer, C, inner) when x's last axis (C) can be normalised by the compiled kernel on x's
+    memory as it lies: C-contiguous rows, or an NCHW map permuted to (N, H, W, C); else None."""
+    if not compiled.available() or x.dtype not in (np.float32, np.float64) or x.size < 4096:
+        return None
+    channels = x.shape[-1]
+    if x.flags.c_contiguous:
+        return x.size // max(channels, 1), channels, 1
+    if x.ndim >= 3 and np.moveaxis(x, -1, 1).flags.c_contiguous:
+        return x.shape[0], channels, int(np.prod(x.shape[1:-1]))
+    return None
+
+
+def _as_outer_channels_inner(array: np.ndarray, view: tuple[int, int, int]) -> np.ndarray:
+    """``array`` (laid out as the input) as its (outer, C, inner) memory view."""
+    if view[2] == 1:
+        return array.reshape(view)
+    return np.moveaxis(array, -1, 1).reshape(view)
 
 
 class LayerNorm(Module):
@@ -108,11 +129,32 @@ class LayerNorm(Module):
             raise ValueError(f"Given normalized_shape={list(self.normalized_shape)}, expected input with shape "
                              f"[{wanted}], but got input of size{list(x.shape)}")
         self._axes: Axes = tuple(range(x.ndim - count, x.ndim))
+        compiled_view = _one_axis_view(x) if count == 1 else None
+        if compiled_view is not None:
+            return self._compiled_forward(x, compiled_view)
         self._xhat, _, var = normalize(x, self._axes, self.eps)
         self._invstd = 1.0 / np.sqrt(var + self.eps)
         y = self._xhat.copy(order="K") if self.weight is None else self._xhat * np.asarray(self.weight, x.dtype)
         y = y if self.bias is None else y + np.asarray(self.bias, x.dtype)
         return y  # never the kept x-hat itself: an in-place layer after this one must not change it
+
+    def _compiled_forward(self, x: np.ndarray, view: tuple[int, int, int]) -> np.ndarray:
+        """One normalised axis, through the compiled kernel on x's memory seen as (outer, C,
+        inner); x-hat kept for the backward in training, the statistics in evaluation."""
+        channels = x.shape[-1]
+        weight = np.ones(channels, x.dtype) if self.weight is None else np.asarray(self.weight, x.dtype)
+        bias = np.zeros(channels, x.dtype) if self.bias is None else np.asarray(self.bias, x.dtype)
+        out = np.empty_like(x)
+        xhat = np.empty_like(x) if self.training else np.empty((0, 0, 0), x.dtype)
+        mean, invstd = np.empty((view[0], view[2])), np.empty((view[0], view[2]))
+        memory = _as_outer_channels_inner
+        compiled.kernels("npconv.nn.norm_kernels").layer_norm(
+            memory(x, view), weight, bias, float(self.eps), memory(out, view),
+            memory(xhat, view) if xhat.size else xhat, mean, invstd)
+        stats_shape = x.shape[:-1] + (1,)
+        self._invstd = invstd.reshape(stats_shape)
+        self._xhat = xhat if xhat.size else (x, mean.reshape(stats_shape))  # evaluation: made if asked
+        return out
 
     def backward(self, grad_output: npt.ArrayLike) -> np.ndarray:
         """Gradient w.r.t. the last input; adds ``weight.grad`` and ``bias.grad``.
@@ -127,6 +169,9 @@ class LayerNorm(Module):
         numpy.ndarray
             d loss / d input.
         """
+        if isinstance(self._xhat, tuple):  # an evaluation-mode forward kept x and its statistics
+            x, mean = self._xhat
+            self._xhat = ((x - mean) * self._invstd).astype(x.dtype)
         xhat = self._xhat
         gy = np.asarray(grad_output, dtype=xhat.dtype)
         leading = tuple(range(gy.ndim - len(self._axes)))
@@ -228,6 +273,24 @@ class GroupNorm(Module):
             y = y + self._per_channel(np.asarray(self.bias, x.dtype), grouped.ndim)
         return y.reshape(x.shape)
 
+    def _compiled_forward(self, x: np.ndarray, view: tuple[int, int, int]) -> np.ndarray:
+        """One normalised axis, through the compiled kernel on x's memory seen as (outer, C,
+        inner); x-hat kept for the backward in training, the statistics in evaluation."""
+        channels = x.shape[-1]
+        weight = np.ones(channels, x.dtype) if self.weight is None else np.asarray(self.weight, x.dtype)
+        bias = np.zeros(channels, x.dtype) if self.bias is None else np.asarray(self.bias, x.dtype)
+        out = np.empty_like(x)
+        xhat = np.empty_like(x) if self.training else np.empty((0, 0, 0), x.dtype)
+        mean, invstd = np.empty((view[0], view[2])), np.empty((view[0], view[2]))
+        memory = _as_outer_channels_inner
+        compiled.kernels("npconv.nn.norm_kernels").layer_norm(
+            memory(x, view), weight, bias, float(self.eps), memory(out, view),
+            memory(xhat, view) if xhat.size else xhat, mean, invstd)
+        stats_shape = x.shape[:-1] + (1,)
+        self._invstd = invstd.reshape(stats_shape)
+        self._xhat = xhat if xhat.size else (x, mean.reshape(stats_shape))  # evaluation: made if asked
+        return out
+
     def backward(self, grad_output: npt.ArrayLike) -> np.ndarray:
         """Gradient w.r.t. the last input; adds ``weight.grad`` and ``bias.grad``.
 
@@ -241,6 +304,9 @@ class GroupNorm(Module):
         numpy.ndarray
             d loss / d input.
         """
+        if isinstance(self._xhat, tuple):  # an evaluation-mode forward kept x and its statistics
+            x, mean = self._xhat
+            self._xhat = ((x - mean) * self._invstd).astype(x.dtype)
         xhat = self._xhat
         gy_flat = np.asarray(grad_output, dtype=xhat.dtype)
         gy = self._grouped(gy_flat)
