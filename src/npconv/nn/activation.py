@@ -194,7 +194,7 @@ class GELU(_Elementwise):
         if self.approximate == "tanh":
             return 0.5 * x * (1 + np.tanh(self._tanh_inner(x)))
         if _compiled_layout(x):
-            return _run_flat("gelu_forward", x)
+            return _run_flat("gelu_forward_float32" if x.dtype == np.float32 else "gelu_forward", x)
         return x * self._cdf(x)
 
     @staticmethod
