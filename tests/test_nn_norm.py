@@ -204,3 +204,18 @@ def test_layer_norm_over_channels_of_large_maps_matches_torch(layout, dtype, tra
     ours.train(training)
     gy = rng.standard_normal(x.shape).astype(dtype)
     run_both(ours, theirs, x, gy, dtype, f"LayerNorm {layout}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cls,shape", [(BatchNorm2d, (4, 6, 20, 18)), (BatchNorm1d, (8, 5, 600)),
+                                       (BatchNorm3d, (2, 3, 8, 9, 10))], ids=["2d", "1d", "3d"])
+def test_batch_statistics_of_large_maps_match_torch(cls, shape, dtype, rng):
+    """Maps of 4,096 elements and more take the compiled kernels (statistics, x-hat and output
+    in one; the gradient in one): outputs, gradients and running statistics after two steps."""
+    ours = cls(shape[1], momentum=None, dtype=dtype)
+    theirs = torch_twin(ours, shape[1], momentum=None, dtype=dtype)
+    for step in range(2):
+        x = (rng.standard_normal(shape) * 2 + step).astype(dtype)
+        gy = rng.standard_normal(shape).astype(dtype)
+        run_both(ours, theirs, x, gy, dtype, f"{cls.__name__} step {step}")
+    assert_same_state(ours, theirs, dtype)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from .. import compiled
 from ..arrays import as_real_array
 from .conv import check_module_dtype
 from .module import Module, Parameter, accumulate_grad
@@ -50,6 +51,13 @@ def verify_batch_size(size: list[int], torch_size: bool = True) -> None:
     if size[0] * int(np.prod(size[2:], dtype=np.int64)) == 1:
         shown = f"torch.Size({size})" if torch_size else str(size)
         raise ValueError(f"Expected more than 1 value per channel when training, got input size {shown}")
+
+
+def _compiled(x: np.ndarray) -> bool:
+    """Whether the compiled batch-statistics kernels take ``x``: Numba present, a C-contiguous
+    float32/float64 map of 4,096 elements or more (channels-last maps keep the NumPy path)."""
+    return (compiled.available() and x.dtype in (np.float32, np.float64) and x.size >= 4096
+            and x.flags.c_contiguous and x.ndim >= 2)
 
 
 class _BatchNorm(Module):
@@ -114,6 +122,8 @@ class _BatchNorm(Module):
         use_batch = self.training or (self.running_mean is None and self.running_var is None)
         self._check_input(x, use_batch)
         self._axes: Axes = (0,) + tuple(range(2, x.ndim))
+        if use_batch and _compiled(x):
+            return self._compiled_batch_forward(x)
         if use_batch:
             xhat, mean, var = normalize(x, self._axes, self.eps)
             if self.training and self.track_running_stats:
@@ -143,6 +153,8 @@ class _BatchNorm(Module):
         """
         xhat = self._xhat
         gy = np.asarray(grad_output, dtype=xhat.dtype)
+        if self._batch_stats and _compiled(xhat) and gy.flags.c_contiguous:
+            return self._compiled_batch_backward(gy)
         sum_gy = gy.sum(axis=self._axes, dtype=np.float64, keepdims=True)
         sum_gyx = np.multiply(gy, xhat).sum(axis=self._axes, dtype=np.float64, keepdims=True)
         accumulate_grad(self.weight, sum_gyx.reshape(-1))
@@ -153,6 +165,35 @@ class _BatchNorm(Module):
             return gy * scale.astype(gy.dtype)
         count = max(gy.size // max(gy.shape[1], 1), 1)
         return input_grad(gy, xhat, scale, sum_gy / count, sum_gyx / count)
+
+    def _compiled_batch_forward(self, x: np.ndarray) -> np.ndarray:
+        """Batch statistics, x-hat and the output in one compiled kernel (C-contiguous maps)."""
+        channels = x.shape[1]
+        weight = np.ones(channels, x.dtype) if self.weight is None else np.asarray(self.weight, x.dtype)
+        bias = np.zeros(channels, x.dtype) if self.bias is None else np.asarray(self.bias, x.dtype)
+        out, xhat = np.empty_like(x), np.empty_like(x)
+        mean, var = np.empty(channels), np.empty(channels)
+        view = (x.shape[0], channels, -1)
+        compiled.kernels("npconv.nn.norm_kernels").batch_norm_train(
+            x.reshape(view), weight, bias, float(self.eps), out.reshape(view), xhat.reshape(view), mean, var)
+        if self.training and self.track_running_stats:
+            self._update_running_stats(mean, var, x.size // max(channels, 1))
+        self._xhat, self._batch_stats = xhat, True
+        self._invstd = self._per_channel(1.0 / np.sqrt(var + self.eps), x.ndim)
+        return out
+
+    def _compiled_batch_backward(self, gy: np.ndarray) -> np.ndarray:
+        """The gradient through batch statistics in one compiled kernel; adds the parameters' grads."""
+        channels = gy.shape[1]
+        weight = np.ones(channels) if self.weight is None else np.asarray(self.weight, np.float64)
+        scale = (weight * self._invstd.reshape(-1)).astype(gy.dtype)
+        grad, sum_g, sum_gx = np.empty_like(gy), np.empty(channels), np.empty(channels)
+        view = (gy.shape[0], channels, -1)
+        compiled.kernels("npconv.nn.norm_kernels").batch_norm_backward(
+            gy.reshape(view), self._xhat.reshape(view), scale, grad.reshape(view), sum_g, sum_gx)
+        accumulate_grad(self.weight, sum_gx)
+        accumulate_grad(self.bias, sum_g)
+        return grad
 
     def extra_repr(self) -> str:
         """``'3, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True'``, as PyTorch."""

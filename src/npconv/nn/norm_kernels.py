@@ -49,3 +49,51 @@ def layer_norm(x, weight, bias, eps, out, xhat, mean, invstd):
                 out[o, c, i] = normalised * w + b
                 if keep_xhat:
                     xhat[o, c, i] = normalised
+
+
+@numba.njit(parallel=True, cache=True)
+def batch_norm_train(x, weight, bias, eps, out, xhat, mean, var):
+    """Batch statistics of x (N, C, I) per channel (float64 sums, two passes), then one pass
+    writing x-hat and out = x-hat * weight + bias; mean and biased var (C,) returned in place."""
+    images, channels, inner = x.shape
+    count = images * inner
+    for c in numba.prange(channels):
+        total = 0.0
+        for n in range(images):
+            for i in range(inner):
+                total += x[n, c, i]
+        average = total / count
+        spread = 0.0
+        for n in range(images):
+            for i in range(inner):
+                d = x[n, c, i] - average
+                spread += d * d
+        mean[c], var[c] = average, spread / count
+        inverse = 1.0 / math.sqrt(spread / count + eps)
+        w, b = weight[c], bias[c]
+        for n in range(images):
+            for i in range(inner):
+                normalised = (x[n, c, i] - average) * inverse
+                xhat[n, c, i] = normalised
+                out[n, c, i] = normalised * w + b
+
+
+@numba.njit(parallel=True, cache=True)
+def batch_norm_backward(grad_output, xhat, scale, grad_input, sum_g, sum_gx):
+    """Through batch statistics, per channel: sum_g = sum(g), sum_gx = sum(g * x-hat) (float64,
+    returned in place), grad_input = scale * (g - mean(g) - x-hat * mean(g * x-hat))."""
+    images, channels, inner = grad_output.shape
+    count = images * inner
+    for c in numba.prange(channels):
+        total, product = 0.0, 0.0
+        for n in range(images):
+            for i in range(inner):
+                g = grad_output[n, c, i]
+                total += g
+                product += g * xhat[n, c, i]
+        sum_g[c], sum_gx[c] = total, product
+        s = scale[c]
+        mean_g, mean_gx = total / count, product / count
+        for n in range(images):
+            for i in range(inner):
+                grad_input[n, c, i] = s * (grad_output[n, c, i] - mean_g - xhat[n, c, i] * mean_gx)
