@@ -162,3 +162,16 @@ def test_max_pool_ties_nan_and_layouts_match_torch(training, layout, rng):
     gy = rng.standard_normal(y.shape)
     y_t.backward(torch.from_numpy(gy))
     assert_matches(ours.backward(gy), tx.grad, np.float64)
+
+
+def test_max_pool_window_of_minus_infinity_sends_its_gradient_where_torch_does():
+    x = np.full((1, 1, 4, 4), -np.inf)
+    x[0, 0, 3, 3] = 1.0
+    ours, theirs = nn.MaxPool2d(2, stride=2, padding=1), torch.nn.MaxPool2d(2, stride=2, padding=1)
+    tx = torch.from_numpy(x).requires_grad_()
+    y_t = theirs(tx)
+    y = ours(x)
+    np.testing.assert_array_equal(y, y_t.detach().numpy())
+    gy = np.arange(1.0, 1.0 + y.size).reshape(y.shape)
+    y_t.backward(torch.from_numpy(gy))
+    np.testing.assert_array_equal(ours.backward(gy), tx.grad.numpy())

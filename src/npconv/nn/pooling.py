@@ -114,21 +114,20 @@ class _MaxPoolNd(PoolNd):
         """
         x, batched = self._batched(input)
         k, s, d, pads, out = self.window_geometry(x.shape[2:])
-        taps = _tap_views(k, s, d, out)
+        self._saved = (x.shape, k, s, d, pads, out, batched)
         if _compiled_planes(x):  # channels-first 2-D maps: a compiled loop per plane
-            padded, y = None, _max_pool_planes(x, k, s, d, pads, out)
-        else:  # the maximum over strided views of the padded input (contiguous runs when channels-last)
-            padded = _padded(x, pads, -np.inf)
-            y = _empty_in_layout(x, x.shape[:2] + out)
-            y[...] = padded[taps[0]]
-            for tap in taps[1:]:
-                np.maximum(y, padded[tap], out=y)  # NaN wins, as in PyTorch
-        if padded is None and self.training:
-            padded = _padded(x, pads, -np.inf)
-        self._saved = (x.shape, pads, taps, batched)
-        # training: which tap won, now (the input may change later); evaluation: only if a
-        # backward asks, from the arrays kept here
-        self._winners = _first_winners(padded, taps, y) if self.training else (x if padded is None else padded, y)
+            y, winners = _max_pool_planes(x, k, s, d, pads, out, self.training)
+            # training: which tap won, now (the input may change later); evaluation: the input,
+            # the winners found again only if a backward asks
+            self._winners = winners if self.training else x
+            return y if batched else y[0]
+        taps = _tap_views(k, s, d, out)  # else the maximum over strided views of the padded input
+        padded = _padded(x, pads, -np.inf)
+        y = _empty_in_layout(x, x.shape[:2] + out)
+        y[...] = padded[taps[0]]
+        for tap in taps[1:]:
+            np.maximum(y, padded[tap], out=y)  # NaN wins, as in PyTorch
+        self._winners = [_first_winners(padded, taps, y)] if self.training else (padded, y)
         return y if batched else y[0]
 
     def backward(self, grad_output: npt.ArrayLike) -> np.ndarray:
@@ -145,12 +144,12 @@ class _MaxPoolNd(PoolNd):
         numpy.ndarray
             d loss / d input.
         """
-        shape, pads, taps, batched = self._saved
-        if isinstance(self._winners, np.ndarray):
-            winners = self._winners
-        else:
-            kept, y = self._winners
-            winners = _first_winners(_padded(kept, pads, -np.inf) if kept.shape == shape else kept, taps, y)
+        shape, k, s, d, pads, out, batched = self._saved
+        if isinstance(self._winners, np.ndarray):  # the compiled forward ran
+            return self._compiled_backward(grad_output)
+        taps = _tap_views(k, s, d, out)
+        winners = _first_winners(self._winners[0], taps, self._winners[1]) if isinstance(self._winners, tuple) \
+            else self._winners[0]
         gy = np.asarray(grad_output)
         gy = gy if batched else gy[None]
         padded_shape = shape[:2] + tuple(i + lo + hi for i, (lo, hi) in zip(shape[2:], pads))
@@ -159,6 +158,19 @@ class _MaxPoolNd(PoolNd):
         for index, tap in enumerate(taps):
             grad[tap] += np.where(winners == index, gy, 0)
         gx = grad[(slice(None), slice(None)) + tuple(slice(lo, lo + i) for i, (lo, _) in zip(shape[2:], pads))]
+        return gx if batched else gx[0]
+
+    def _compiled_backward(self, grad_output: npt.ArrayLike) -> np.ndarray:
+        shape, k, s, d, pads, out, batched = self._saved
+        winners = self._winners
+        if winners.dtype.kind == "f":  # an evaluation-mode forward kept its input
+            winners = _max_pool_planes(winners, k, s, d, pads, out, True)[1]
+        gy = np.asarray(grad_output)
+        gy = np.ascontiguousarray(gy if batched else gy[None])
+        gx = np.empty(shape, gy.dtype)
+        compiled.kernels("npconv.nn.pooling_kernels").max_pool_planes_backward(
+            gy.reshape((-1,) + out), winners.reshape((-1,) + out), k[1], *s, *d, pads[0][0], pads[1][0],
+            gx.reshape((-1,) + shape[2:]))
         return gx if batched else gx[0]
 
     def extra_repr(self) -> str:
@@ -200,13 +212,16 @@ def _compiled_planes(x: np.ndarray) -> bool:
 
 
 def _max_pool_planes(x: np.ndarray, k: tuple[int, ...], s: tuple[int, ...], d: tuple[int, ...],
-                     pads: tuple[tuple[int, int], ...], out: tuple[int, ...]) -> np.ndarray:
-    """2-D max pooling of a C-contiguous (N, C, H, W) map, plane by plane, compiled."""
+                     pads: tuple[tuple[int, int], ...], out: tuple[int, ...],
+                     winners: bool) -> tuple[np.ndarray, np.ndarray]:
+    """2-D max pooling of a C-contiguous (N, C, H, W) map, plane by plane, compiled; and which
+    tap won each window (int32, row-major in the window) when ``winners``, else an empty array."""
     y = np.empty(x.shape[:2] + out, x.dtype)
-    planes = x.reshape((-1,) + x.shape[2:])
+    won = np.empty(x.shape[:2] + out if winners else (0, 0, 0), np.int32)
     compiled.kernels("npconv.nn.pooling_kernels").max_pool_planes(
-        planes, *k, *s, *d, pads[0][0], pads[1][0], y.reshape((-1,) + out))
-    return y
+        x.reshape((-1,) + x.shape[2:]), *k, *s, *d, pads[0][0], pads[1][0], y.reshape((-1,) + out),
+        won.reshape((-1,) + out) if winners else won)
+    return y, won
 
 
 def _first_winners(padded: np.ndarray, taps: list[tuple[slice, ...]], y: np.ndarray) -> np.ndarray:
