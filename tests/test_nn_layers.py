@@ -175,3 +175,14 @@ def test_max_pool_window_of_minus_infinity_sends_its_gradient_where_torch_does()
     gy = np.arange(1.0, 1.0 + y.size).reshape(y.shape)
     y_t.backward(torch.from_numpy(gy))
     np.testing.assert_array_equal(ours.backward(gy), tx.grad.numpy())
+
+
+@pytest.mark.parametrize("name", ["ReLU", "ReLU6"])
+def test_relu_backward_blocks_non_finite_gradients_where_torch_does(name):
+    x = np.array([-1.0, 2.0, -3.0, 4.0, 7.0])
+    gy = np.array([np.nan, np.inf, -np.inf, 1.0, np.nan])
+    tx = torch.from_numpy(x).requires_grad_()
+    getattr(torch.nn, name)()(tx).backward(torch.from_numpy(gy))
+    ours = getattr(nn, name)()
+    ours(x)
+    np.testing.assert_array_equal(ours.backward(gy), tx.grad.numpy())

@@ -132,7 +132,7 @@ class ReLU6(_Elementwise):
         return ~((x <= 0) | (x >= 6))  # where the gradient passes (NaN included, as PyTorch)
 
     def _grad(self, saved: np.ndarray, gy: np.ndarray) -> np.ndarray:
-        return np.where(saved, gy, 0)
+        return masked_gradient(gy, saved)
 
 
 class SiLU(_Elementwise):
@@ -218,6 +218,14 @@ class GELU(_Elementwise):
     def extra_repr(self) -> str:
         """``"approximate='none'"``, as PyTorch shows it."""
         return f"approximate={self.approximate!r}"
+
+
+def masked_gradient(gy: np.ndarray, passes: np.ndarray) -> np.ndarray:
+    """``gy`` where ``passes`` (bool) is True, 0 elsewhere (NaN and inf in ``gy`` included, as
+    torch's threshold backward): a multiplication by the mask (7x faster than np.where here),
+    np.where only when the product is not finite everywhere."""
+    product = np.multiply(gy, passes, dtype=gy.dtype)
+    return product if np.isfinite(product).all() else np.where(passes, gy, 0).astype(gy.dtype, copy=False)
 
 
 def _compiled_layout(x: np.ndarray) -> bool:

@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 from ..arrays import as_real_array
 from ..random import generator
+from .activation import masked_gradient
 from .conv import check_module_dtype
 from .conv_dask import is_dask_array
 from .module import Module, Parameter, accumulate_grad
@@ -89,7 +90,7 @@ class ReLU(Module):
         if getattr(self, "_lazy", False):
             raise RuntimeError("ReLU.backward: the last forward was given a Dask array, which is inference only; "
                                "run the forward on a NumPy array to train")
-        return np.where(self._mask, grad_output, 0).astype(np.result_type(grad_output), copy=False)
+        return masked_gradient(np.asarray(grad_output), self._mask)
 
     def extra_repr(self) -> str:
         """``'inplace=True'`` when set, else empty (as PyTorch shows it)."""
