@@ -16,7 +16,7 @@ from .worked_examples import INPUTS, WorkedExample, worked_examples
 CHECK, CROSS = "\u2713", "\u2717"
 # the extra that installs each optional module a command imports (pyproject.toml's extras)
 EXTRA_FOR_MODULE = {"PIL": "explain", "sklearn": "demo", "tqdm": "demo", "matplotlib": "demo",
-                    "safetensors": "safetensors"}
+                    "safetensors": "safetensors", "onnx": "onnx"}
 # npconv's own dependencies: a missing one means a broken install
 DEPENDENCIES = ("numpy", "scipy", "threadpoolctl", "numba")
 

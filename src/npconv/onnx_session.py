@@ -248,7 +248,7 @@ def _import_onnx() -> Any:
         import onnx
     except ImportError as error:
         raise ImportError("npconv.onnx.InferenceSession reads models with the onnx package: "
-                          "pip install onnx") from error
+                          "pip install onnx (or pip install 'npconv[onnx]')") from error
     return onnx
 
 

@@ -217,10 +217,13 @@ def _max_pool_planes(x: np.ndarray, k: tuple[int, ...], s: tuple[int, ...], d: t
     """2-D max pooling of a C-contiguous (N, C, H, W) map, plane by plane, compiled; and which
     tap won each window (int32, row-major in the window) when ``winners``, else an empty array."""
     y = np.empty(x.shape[:2] + out, x.dtype)
-    won = np.empty(x.shape[:2] + out if winners else (0, 0, 0), np.int32)
-    compiled.kernels("npconv.nn.pooling_kernels").max_pool_planes(
-        x.reshape((-1,) + x.shape[2:]), *k, *s, *d, pads[0][0], pads[1][0], y.reshape((-1,) + out),
-        won.reshape((-1,) + out) if winners else won)
+    kernels, planes = compiled.kernels("npconv.nn.pooling_kernels"), x.reshape((-1,) + x.shape[2:])
+    geometry = (*k, *s, *d, pads[0][0], pads[1][0], y.reshape((-1,) + out))
+    if not winners:
+        kernels.max_pool_planes(planes, *geometry)
+        return y, np.empty(0, np.int32)
+    won = np.empty(x.shape[:2] + out, np.int32)
+    kernels.max_pool_planes_winners(planes, *geometry, won.reshape((-1,) + out))
     return y, won
 
 
