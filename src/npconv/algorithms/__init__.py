@@ -13,7 +13,10 @@ chooses one per call).
 - :mod:`.fft` — FFT convolution for large kernels (:mod:`.fft_grad` its weight gradient,
   :mod:`.fft_spectra` the kept kernel spectra);
 - :mod:`.polyphase` — strided transposed convolution as stride-1 phases;
-- :mod:`.separable_passes` — 2-D filters of low rank as a vertical and a horizontal 1-D pass.
+- :mod:`.separable_passes` — 2-D filters of low rank as a vertical and a horizontal 1-D pass;
+- ``maxpool_jit_kernels``, ``norm_jit_kernels``, ``gelu_jit_kernels`` — the compiled loops of
+  :mod:`npconv.nn`'s MaxPool2d, LayerNorm/BatchNorm and GELU (whole networks spent more there
+  than in some of their convolutions).
 
 :mod:`.chunks` holds what the GEMM-based ones share.  Algorithms do not import one another;
 the composite ones (polyphase, separable passes) run their sub-convolutions through

@@ -249,7 +249,7 @@ def _run_flat(kernel: str, x: np.ndarray, *others: np.ndarray) -> np.ndarray:
     ``x``), into a new array laid out as ``x``."""
     out = np.empty_like(x)
     flat = [array.ravel(order="K") for array in (x, *others, out)]
-    getattr(compiled.kernels("npconv.nn.activation_kernels"), kernel)(*flat)
+    getattr(compiled.kernels("gelu_jit_kernels"), kernel)(*flat)
     return out
 
 

@@ -8,6 +8,7 @@ in the input's dtype and memory layout.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -83,6 +84,8 @@ class LayerNorm(Module):
            [0., 0., 0.]]), array([2., 2., 2.], dtype=float32))
     """
 
+    _xhat: Any  # x-hat, or (x, mean) after an evaluation forward (x-hat made if a backward asks)
+
     def __init__(self, normalized_shape: int | Sequence[int], eps: float = 1e-5, elementwise_affine: bool = True,
                  bias: bool = True, device: str | None = None, dtype: npt.DTypeLike | None = None) -> None:
         super().__init__()
@@ -148,7 +151,7 @@ class LayerNorm(Module):
         xhat = np.empty_like(x) if self.training else np.empty((0, 0, 0), x.dtype)
         mean, invstd = np.empty((view[0], view[2])), np.empty((view[0], view[2]))
         memory = _as_outer_channels_inner
-        compiled.kernels("npconv.nn.norm_kernels").layer_norm(
+        compiled.kernels("norm_jit_kernels").layer_norm(
             memory(x, view), weight, bias, float(self.eps), memory(out, view),
             memory(xhat, view) if xhat.size else xhat, mean, invstd)
         stats_shape = x.shape[:-1] + (1,)
@@ -220,6 +223,8 @@ class GroupNorm(Module):
     (array([[-1.,  1., -1.,  1.]]), (1, 4))
     """
 
+    _xhat: Any  # x-hat, or (x, mean) after an evaluation forward (x-hat made if a backward asks)
+
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
                  device: str | None = None, dtype: npt.DTypeLike | None = None, *, bias: bool = True) -> None:
         super().__init__()
@@ -283,7 +288,7 @@ class GroupNorm(Module):
         xhat = np.empty_like(x) if self.training else np.empty((0, 0, 0), x.dtype)
         mean, invstd = np.empty((view[0], view[2])), np.empty((view[0], view[2]))
         memory = _as_outer_channels_inner
-        compiled.kernels("npconv.nn.norm_kernels").layer_norm(
+        compiled.kernels("norm_jit_kernels").layer_norm(
             memory(x, view), weight, bias, float(self.eps), memory(out, view),
             memory(xhat, view) if xhat.size else xhat, mean, invstd)
         stats_shape = x.shape[:-1] + (1,)

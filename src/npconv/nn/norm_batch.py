@@ -174,7 +174,7 @@ class _BatchNorm(Module):
         out, xhat = np.empty_like(x), np.empty_like(x)
         mean, var = np.empty(channels), np.empty(channels)
         view = (x.shape[0], channels, -1)
-        compiled.kernels("npconv.nn.norm_kernels").batch_norm_train(
+        compiled.kernels("norm_jit_kernels").batch_norm_train(
             x.reshape(view), weight, bias, float(self.eps), out.reshape(view), xhat.reshape(view), mean, var)
         if self.training and self.track_running_stats:
             self._update_running_stats(mean, var, x.size // max(channels, 1))
@@ -189,7 +189,7 @@ class _BatchNorm(Module):
         scale = (weight * self._invstd.reshape(-1)).astype(gy.dtype)
         grad, sum_g, sum_gx = np.empty_like(gy), np.empty(channels), np.empty(channels)
         view = (gy.shape[0], channels, -1)
-        compiled.kernels("npconv.nn.norm_kernels").batch_norm_backward(
+        compiled.kernels("norm_jit_kernels").batch_norm_backward(
             gy.reshape(view), self._xhat.reshape(view), scale, grad.reshape(view), sum_g, sum_gx)
         accumulate_grad(self.weight, sum_gx)
         accumulate_grad(self.bias, sum_g)

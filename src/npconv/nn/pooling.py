@@ -84,6 +84,7 @@ class PoolNd(Module):
 
 
 class _MaxPoolNd(PoolNd):
+    _winners: Any  # which tap won (training), or what an evaluation backward finds them from
     def __init__(self, kernel_size: int | tuple[int, ...], stride: int | tuple[int, ...] | None = None,
                  padding: int | tuple[int, ...] = 0, dilation: int | tuple[int, ...] = 1,
                  return_indices: bool = False, ceil_mode: bool = False) -> None:
@@ -168,7 +169,7 @@ class _MaxPoolNd(PoolNd):
         gy = np.asarray(grad_output)
         gy = np.ascontiguousarray(gy if batched else gy[None])
         gx = np.empty(shape, gy.dtype)
-        compiled.kernels("npconv.nn.pooling_kernels").max_pool_planes_backward(
+        compiled.kernels("maxpool_jit_kernels").max_pool_planes_backward(
             gy.reshape((-1,) + out), winners.reshape((-1,) + out), k[1], *s, *d, pads[0][0], pads[1][0],
             gx.reshape((-1,) + shape[2:]))
         return gx if batched else gx[0]
@@ -217,7 +218,7 @@ def _max_pool_planes(x: np.ndarray, k: tuple[int, ...], s: tuple[int, ...], d: t
     """2-D max pooling of a C-contiguous (N, C, H, W) map, plane by plane, compiled; and which
     tap won each window (int32, row-major in the window) when ``winners``, else an empty array."""
     y = np.empty(x.shape[:2] + out, x.dtype)
-    kernels, planes = compiled.kernels("npconv.nn.pooling_kernels"), x.reshape((-1,) + x.shape[2:])
+    kernels, planes = compiled.kernels("maxpool_jit_kernels"), x.reshape((-1,) + x.shape[2:])
     geometry = (*k, *s, *d, pads[0][0], pads[1][0], y.reshape((-1,) + out))
     if not winners:
         kernels.max_pool_planes(planes, *geometry)
