@@ -184,7 +184,8 @@ def test_kept_spectrum_reused_never_stale_and_apart_from_real(dtype, fft_layout,
     want = F.conv2d(torch.from_numpy(xr.astype(np.float64)), torch.from_numpy(wr.astype(np.float64)),
                     padding=4, groups=4)
     assert_matches(real, want.numpy().astype(real_dtype), real_dtype)
-    assert {key[1] for key in fft_spectra._entries()} == {np.dtype(dtype).str, np.dtype(real_dtype).str}
+    kept = fft_spectra._spectra._entries()  # keyed ((key, shape, dtype, strides), memory)
+    assert {layout[2] for layout, _ in kept} == {np.dtype(dtype).str, np.dtype(real_dtype).str}
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)

@@ -223,7 +223,7 @@ class GroupNorm(Module):
     (array([[-1.,  1., -1.,  1.]]), (1, 4))
     """
 
-    _xhat: Any  # x-hat, or (x, mean) after an evaluation forward (x-hat made if a backward asks)
+    _xhat: np.ndarray
 
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
                  device: str | None = None, dtype: npt.DTypeLike | None = None, *, bias: bool = True) -> None:
@@ -278,24 +278,6 @@ class GroupNorm(Module):
             y = y + self._per_channel(np.asarray(self.bias, x.dtype), grouped.ndim)
         return y.reshape(x.shape)
 
-    def _compiled_forward(self, x: np.ndarray, view: tuple[int, int, int]) -> np.ndarray:
-        """One normalised axis, through the compiled kernel on x's memory seen as (outer, C,
-        inner); x-hat kept for the backward in training, the statistics in evaluation."""
-        channels = x.shape[-1]
-        weight = np.ones(channels, x.dtype) if self.weight is None else np.asarray(self.weight, x.dtype)
-        bias = np.zeros(channels, x.dtype) if self.bias is None else np.asarray(self.bias, x.dtype)
-        out = np.empty_like(x)
-        xhat = np.empty_like(x) if self.training else np.empty((0, 0, 0), x.dtype)
-        mean, invstd = np.empty((view[0], view[2])), np.empty((view[0], view[2]))
-        memory = _as_outer_channels_inner
-        compiled.kernels("norm_jit_kernels").layer_norm(
-            memory(x, view), weight, bias, float(self.eps), memory(out, view),
-            memory(xhat, view) if xhat.size else xhat, mean, invstd)
-        stats_shape = x.shape[:-1] + (1,)
-        self._invstd = invstd.reshape(stats_shape)
-        self._xhat = xhat if xhat.size else (x, mean.reshape(stats_shape))  # evaluation: made if asked
-        return out
-
     def backward(self, grad_output: npt.ArrayLike) -> np.ndarray:
         """Gradient w.r.t. the last input; adds ``weight.grad`` and ``bias.grad``.
 
@@ -309,9 +291,6 @@ class GroupNorm(Module):
         numpy.ndarray
             d loss / d input.
         """
-        if isinstance(self._xhat, tuple):  # an evaluation-mode forward kept x and its statistics
-            x, mean = self._xhat
-            self._xhat = ((x - mean) * self._invstd).astype(x.dtype)
         xhat = self._xhat
         gy_flat = np.asarray(grad_output, dtype=xhat.dtype)
         gy = self._grouped(gy_flat)
